@@ -1,0 +1,1 @@
+"""The ``circuit`` command line."""

@@ -1,0 +1,100 @@
+"""One host's elements and identity: what ``/X.../`` is made of, minus the files."""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from typing import Callable, Optional, Union
+
+from circuit import errors
+from circuit.core.channel import Channel
+from circuit.core.events import EventHub
+from circuit.core.process import Process
+from circuit.core.select import Select
+
+Element = Union[Channel, Process, Select]
+KINDS = ("proc", "chan", "select")
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}\Z")
+_HOST_ID = re.compile(r"X[0-9a-f]{16}\Z")
+
+
+def new_host_id() -> str:
+    return "X" + secrets.token_hex(8)
+
+
+def is_host_id(text: str) -> bool:
+    return bool(_HOST_ID.match(text))
+
+
+def check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise errors.Invalid(
+            f"bad name {name!r}: use 1-64 characters of A-Z a-z 0-9 . _ -, not starting with a dot")
+
+
+class Host:
+    """The elements made on this host, by kind and name."""
+
+    def __init__(self, reactor, host_id: Optional[str] = None, url: str = "",
+                 clock: Callable[[], float] = time.time,
+                 environ: Optional[dict[str, str]] = None):
+        self.reactor = reactor
+        self.id = host_id or new_host_id()
+        self.url = url
+        self.clock = clock
+        self.started = clock()
+        self.environ = dict(os.environ if environ is None else environ)
+        self.elements: dict[str, dict[str, Element]] = {k: {} for k in KINDS}
+        self.events = EventHub()
+        self.on_removed: list[Callable[[str, str], None]] = []
+
+    def make(self, kind: str, name: str) -> Element:
+        check_name(name)
+        table = self._table(kind)
+        if name in table:
+            raise errors.Exists(f"{kind}/{name} already exists")
+        element: Element
+        if kind == "chan":
+            element = Channel()
+        elif kind == "proc":
+            element = Process(self.reactor, self.environ, self.clock)
+        else:
+            element = Select()
+        table[name] = element
+        return element
+
+    def get(self, kind: str, name: str) -> Element:
+        try:
+            return self._table(kind)[name]
+        except KeyError:
+            raise errors.NotFound(f"no element {kind}/{name} on {self.id}")
+
+    def remove(self, kind: str, name: str) -> None:
+        element = self.get(kind, name)
+        del self.elements[kind][name]
+        if isinstance(element, Select):
+            element.abort()
+        else:
+            element.remove()
+        for callback in self.on_removed:
+            callback(kind, name)
+
+    def _table(self, kind: str) -> dict[str, Element]:
+        try:
+            return self.elements[kind]
+        except KeyError:
+            raise errors.NotFound(f"no element kind {kind!r}: use proc, chan or select")
+
+    def stat(self) -> dict:
+        try:
+            load = list(os.getloadavg())
+        except OSError:
+            load = None
+        return {
+            "id": self.id,
+            "url": self.url,
+            "uptime": round(self.clock() - self.started, 3),
+            "load": load,
+            "elements": {k: len(v) for k, v in self.elements.items()},
+        }

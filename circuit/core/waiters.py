@@ -1,0 +1,62 @@
+"""Small helpers for Deferred-based waiting shared by the elements."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred
+
+
+class WaiterSet:
+    """Deferreds waiting for one condition; each waiter is its own Deferred.
+
+    Cancelling one waiter removes it and leaves the others alone.  `fire_all`
+    empties the set before firing, so a callback that waits again lands in a
+    fresh round instead of being fired twice.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[Deferred] = []
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def wait(self) -> Deferred:
+        d: Deferred = Deferred(self._waiting.remove)
+        self._waiting.append(d)
+        return d
+
+    def fire_all(self, result: Any = None) -> None:
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(result)
+
+    def fail_all(self, error: Exception) -> None:
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.errback(error)
+
+
+class Deferrals:
+    """Collects Deferreds to fire once the caller's state is consistent again.
+
+    Elements mutate all their state first and fire afterwards, so a callback
+    that calls straight back into the element sees a finished transition.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[Callable[[], None]] = []
+
+    def callback(self, d: Deferred, result: Any = None) -> None:
+        self._pending.append(lambda: d.callback(result))
+
+    def errback(self, d: Deferred, error: Exception) -> None:
+        self._pending.append(lambda: d.errback(error))
+
+    def later(self, fn: Callable[[], None]) -> None:
+        self._pending.append(fn)
+
+    def run(self) -> None:
+        while self._pending:
+            pending, self._pending = self._pending, []
+            for fn in pending:
+                fn()

@@ -1,0 +1,94 @@
+"""The FUSE mount as a Twisted service: mount on start, unmount cleanly on stop."""
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import subprocess
+
+import pyfuse3
+import pyfuse3.asyncio
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import deferLater
+
+from circuit.fuse.operations import CircuitOperations
+
+log = logging.getLogger("circuit.fuse")
+
+pyfuse3.asyncio.enable()
+
+
+def _clear_stale_mount(mountpoint: str) -> None:
+    """A daemon that died mounted leaves 'Transport endpoint is not connected'."""
+    try:
+        os.stat(mountpoint)
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            subprocess.run(["fusermount3", "-u", "-z", mountpoint], check=False)
+    os.makedirs(mountpoint, exist_ok=True)
+
+
+class FuseMount(Service):
+    """Serves the circuit tree at ``mountpoint`` on the reactor's own asyncio loop."""
+
+    def __init__(self, circuit, mountpoint: str, reactor, allow_other: bool = False,
+                 max_requests: int = 10000):
+        self.circuit = circuit
+        self.mountpoint = os.path.abspath(mountpoint)
+        self.reactor = reactor
+        self.allow_other = allow_other
+        self.max_requests = max_requests
+        self.ops: CircuitOperations | None = None
+        self._main: asyncio.Task | None = None
+        self.mounted = Deferred()
+
+    def startService(self) -> None:
+        super().startService()
+        # callWhenRunning can fire before the asyncio loop runs; go one turn later.
+        self.reactor.callWhenRunning(self.reactor.callLater, 0, self._mount)
+
+    def _mount(self) -> None:
+        loop = asyncio.get_event_loop()
+        _clear_stale_mount(self.mountpoint)
+        self.ops = CircuitOperations(self.circuit, self.reactor, loop)
+        options = set(pyfuse3.default_options)
+        options.add("fsname=circuit")
+        options.add("subtype=circuit")
+        if self.allow_other:
+            options.add("allow_other")
+        pyfuse3.init(self.ops, self.mountpoint, options)
+        self.circuit.mount_prefixes.append(self.mountpoint)
+        self._main = loop.create_task(pyfuse3.main(min_tasks=4, max_tasks=self.max_requests))
+        self._main.add_done_callback(self._ended)
+        log.info("mounted the circuit at %s", self.mountpoint)
+        self.mounted.callback(self.mountpoint)
+
+    def _ended(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the FUSE loop failed: %r", task.exception())
+
+    def stopService(self):
+        super().stopService()
+        if self._main is None:
+            return None
+        return ensureDeferred(self._unmount())
+
+    async def _unmount(self) -> None:
+        # Wake every blocked reader (they get EINTR and nothing is taken), give
+        # their FLUSH/RELEASE a moment to arrive, then leave.
+        self.ops.watch.cancel_all()
+        for _ in range(20):
+            if not self.ops.open_files and len(self.ops.watch) == 0:
+                break
+            self.ops.watch.cancel_all()
+            await deferLater(self.reactor, 0.05, lambda: None)
+        pyfuse3.terminate()
+        try:
+            await Deferred.fromFuture(asyncio.ensure_future(self._main))
+        except Exception:
+            pass
+        pyfuse3.close(unmount=True)
+        self.circuit.mount_prefixes.remove(self.mountpoint)
+        log.info("unmounted %s", self.mountpoint)

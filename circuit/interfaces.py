@@ -1,0 +1,112 @@
+"""The contract between the tree and its views (FUSE, SSH/SFTP, PB).
+
+A view turns its requests into calls on an `ICircuit`; every call returns a
+Deferred and fails only with a `circuit.errors.CircuitError` (or with
+`CancelledError` when the view itself cancelled it).  Views never reach past
+these interfaces into the element core.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zope.interface import Attribute, Interface
+
+
+@dataclass(frozen=True)
+class Attr:
+    """What a view needs to show one node."""
+    kind: str             # "dir" or "file"
+    mode: int             # permission bits, e.g. 0o444
+    size: int = 0
+    mtime: float = 0.0
+    streaming: bool = False   # size unknown or reads block: no page cache, no seeking
+
+
+@dataclass(frozen=True)
+class OpenFlags:
+    read: bool = True
+    write: bool = False
+    truncate: bool = False
+    append: bool = False
+    create: bool = False
+    exclusive: bool = False
+
+
+class ICaller(Interface):
+    """Who is on the other end of an open file."""
+
+    def alive() -> bool:
+        """False once the caller has given up (Ctrl-C, timeout, a closed connection).
+
+        Asked at the moment a message would be handed over, so that a message
+        never goes to a reader that has left.  Must be cheap and must not block.
+        """
+
+
+class IHandle(Interface):
+    """An open file.  Reads and writes may block (their Deferreds fire later).
+
+    Cancelling a pending read or flush leaves the element as it was: a message
+    not yet handed over stays in its channel, a send not yet taken is withdrawn.
+    """
+
+    streaming = Attribute("True if reads may block or the size is unknown")
+
+    def read(offset: int, size: int):
+        """Deferred[bytes]: up to size bytes at offset; b"" means end of file."""
+
+    def write(offset: int, data: bytes):
+        """Deferred[int]: accept bytes (control files take them in arrival order)."""
+
+    def flush():
+        """Deferred: one writer closed its descriptor: deliver what it wrote."""
+
+    def release():
+        """Deferred: the last descriptor is closed; give back whatever was not taken."""
+
+
+class IHostTree(Interface):
+    """One host's tree, ``/X.../`` and below; paths are tuples of names under it.
+
+    The local host implements it over the element core; a remote host (through
+    PB) implements the same interface, so a view cannot tell them apart.
+    """
+
+    host_id = Attribute("the host's ID, X followed by 16 hex digits")
+
+    def getattr(path: tuple):
+        """Deferred[Attr]."""
+
+    def listdir(path: tuple):
+        """Deferred[list[tuple[str, Attr]]]."""
+
+    def mkdir(path: tuple):
+        """Deferred: make an element (``dc/KIND/NAME``) or a directory under ``fs/``."""
+
+    def rmdir(path: tuple):
+        """Deferred: remove an element (killing a running process) or an ``fs/`` directory."""
+
+    def open(path: tuple, flags: OpenFlags, caller: ICaller):
+        """Deferred[IHandle]: open (or under ``fs/`` create) a file."""
+
+    def unlink(path: tuple):
+        """Deferred: remove a file under ``fs/``."""
+
+    def rename(path: tuple, new_path: tuple):
+        """Deferred: rename within ``fs/``."""
+
+    def setattr(path: tuple, size=None, mode=None, mtime=None):
+        """Deferred[Attr]: truncate, chmod or touch a file under ``fs/``; ignored elsewhere."""
+
+    def clause(path: tuple, op: str, spelled: str):
+        """Deferred[circuit.core.select.Clause] for a select clause naming this file."""
+
+
+class ICircuit(Interface):
+    """The whole tree: ``/`` lists the live hosts."""
+
+    def host(host_id: str) -> IHostTree:
+        """The host's tree; raises NotFound (unknown) or HostDown (left)."""
+
+    def host_ids() -> list:
+        """The IDs of the live hosts, this host first."""

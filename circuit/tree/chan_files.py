@@ -1,0 +1,104 @@
+"""The control files of ``chan/NAME``."""
+from __future__ import annotations
+
+from twisted.internet.defer import succeed
+
+from circuit import errors
+from circuit.core.select import Clause
+from circuit.tree.context import ElementContext, as_json
+from circuit.tree.handles import MessageHandle, ResultHandle, TextHandle
+from circuit.tree.table import ControlFile, table
+
+
+def _parse_cap(text: bytes) -> int:
+    word = text.strip()
+    if not word.isdigit():
+        raise errors.Invalid(f"cap: want a whole number, 0 or more; got {text[:40]!r}")
+    return int(word)
+
+
+def _cap(ctx: ElementContext, flags, caller):
+    ch = ctx.element
+    return MessageHandle(lambda text: ch.set_cap(_parse_cap(text)), flags.truncate,
+                         readable=lambda: b"" if ch.cap is None else b"%d\n" % ch.cap)
+
+
+def _send(ctx, flags, caller):
+    return MessageHandle(ctx.element.send, flags.truncate)
+
+
+def _trysend(ctx, flags, caller):
+    return MessageHandle(ctx.element.try_send, flags.truncate)
+
+
+def _recv(ctx, flags, caller):
+    return ResultHandle(lambda: ctx.element.recv(alive=caller.alive))
+
+
+def _tryrecv(ctx, flags, caller):
+    return ResultHandle(lambda: succeed(ctx.element.try_recv()))
+
+
+def _waitsend(ctx, flags, caller):
+    return ResultHandle(lambda: ctx.element.wait_send().addCallback(lambda _: b""))
+
+
+def _waitrecv(ctx, flags, caller):
+    return ResultHandle(lambda: ctx.element.wait_recv().addCallback(lambda _: b""))
+
+
+def _close(ctx, flags, caller):
+    return MessageHandle(lambda _: ctx.element.close(), flags.truncate)
+
+
+def _stat(ctx, flags, caller):
+    return TextHandle(as_json(ctx.element.stat()))
+
+
+# -- select clauses -------------------------------------------------------------------
+
+def _can_send(ch) -> bytes:
+    ch.try_ready_send()
+    return b""
+
+
+def _recv_clause(ctx, op, spelled):
+    ch = ctx.element
+    return Clause(op, spelled, ready=ch.wait_recv, commit=ch.try_recv, undo=ch.unrecv)
+
+
+def _send_clause(ctx, op, spelled):
+    ch = ctx.element
+    return Clause(op, spelled, ready=ch.wait_send, commit=lambda: _can_send(ch), write=ch.send)
+
+
+def _waitsend_clause(ctx, op, spelled):
+    ch = ctx.element
+    return Clause(op, spelled, ready=ch.wait_send, commit=lambda: _can_send(ch))
+
+
+def _waitrecv_clause(ctx, op, spelled):
+    ch = ctx.element
+    return Clause(op, spelled, ready=ch.wait_recv, commit=lambda: _can_recv(ch))
+
+
+def _can_recv(ch) -> bytes:
+    ch.try_ready_recv()
+    return b""
+
+
+CHANNEL = table(
+    ControlFile("cap", "rw", _cap),
+    ControlFile("send", "w", _send, clause=_send_clause),
+    ControlFile("trysend", "w", _trysend, clause=_send_clause),
+    ControlFile("recv", "r", _recv, streaming=True, clause=_recv_clause),
+    ControlFile("tryrecv", "r", _tryrecv, streaming=True, clause=_recv_clause),
+    ControlFile("waitsend", "r", _waitsend, streaming=True, clause=_waitsend_clause),
+    ControlFile("waitrecv", "r", _waitrecv, streaming=True, clause=_waitrecv_clause),
+    ControlFile("close", "w", _close),
+    ControlFile("stat", "r", _stat),
+)
+
+# Which op each selectable file takes; the readiness files take either spelling.
+CHANNEL_OPS = {"send": "w", "trysend": "w", "recv": "r", "tryrecv": "r",
+               "waitsend": "rw", "waitrecv": "rw"}

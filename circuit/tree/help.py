@@ -1,0 +1,59 @@
+"""The ``help`` files: what a host and each element kind hold."""
+
+HOST = """\
+This is circuit host {id}.
+  {url}
+
+  dc/proc/NAME/     mkdir to make a process; write a JSON command to run
+  dc/chan/NAME/     mkdir to make a channel; write its cap, then send and recv
+  dc/select/NAME/   mkdir to make a select; write clauses to select, cat wait
+  sys/              id, url, members, events (streams joins and departures), stat
+  fs/               this host's exported directory ({fs_root})
+
+Every element directory has help (what each file does) and error (its last error).
+"""
+
+CHAN = """\
+A channel: byte-string messages, delivered in order, each exactly once.
+
+  cap       write the capacity once, before use (0: a send waits for its receiver)
+  send      each open-write-close sends one message; close(2) blocks while full
+  recv      blocks for one message; EPIPE once closed and drained
+  trysend   as send, but EAGAIN instead of blocking
+  tryrecv   as recv, but EAGAIN instead of blocking
+  waitsend  blocks until a send would not block
+  waitrecv  blocks until a receive would not block
+  close     any write closes the channel: receivers drain, then EPIPE
+  stat      JSON: cap, len, closed, sent, received
+  error     the last error on this channel
+"""
+
+PROC = """\
+A process.
+
+  run       write {"path": "/bin/ls", "args": ["-l"], "env": ["K=V"], "dir": "/", "scrub": false}
+            once to start it (only path is required); read it back
+  stdin     bytes written go to the process; closing the last writer closes it
+  stdout    the output from the start; EOF once it has exited and all is read
+  stderr    likewise
+  waitexit  blocks until the process exits, then its exit record (JSON)
+  signal    write a signal name or number: TERM, KILL, INT, 9, ...
+  stat      JSON: cmd, pid, phase, exit, signal, started, ended
+  env       JSON: the host daemon's environment (inherited when run gives no env)
+  error     the last error on this process
+"""
+
+SELECT = """\
+A select: wait for the first of several clauses, and commit that one only.
+
+  select    write [{"op": "r", "file": "chan/c/recv"}, {"op": "w", "file": "chan/d/send"}]
+            PATH: /X.../dc/..., a path inside the mount, or relative to this host's dc/
+  wait      blocks until a clause commits: {"clause": N, "file": "read.N"}
+  read.N    what the committed r clause read (recv: the message; waitexit: the record)
+  write.N   for a committed w clause on send: write the message to send
+  abort     give up; wait fails with ECANCELED; an unread message goes back
+  stat      JSON: state, clauses, the committed clause
+  error     the last error on this select
+"""
+
+KINDS = {"chan": CHAN, "proc": PROC, "select": SELECT}

@@ -1,0 +1,19 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="circuit",
+    version="0.1.0",
+    description="Distributed control for a cluster of hosts, driven through a file system",
+    python_requires=">=3.10",
+    packages=find_packages(include=["circuit", "circuit.*"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/circuit_plugin.py"]},
+    install_requires=[
+        "twisted[conch,tls]>=24.7",
+        "pyfuse3>=3.3",
+        "pyopenssl",
+        "service-identity",
+        "automat",
+    ],
+    extras_require={"test": ["pytest", "pytest-twisted", "hypothesis"]},
+    entry_points={"console_scripts": ["circuit = circuit.cli.main:main"]},
+)
