@@ -52,9 +52,7 @@ class Channel:
 
     # -- configuration -------------------------------------------------------------
     def set_cap(self, cap: int) -> None:
-        self._check_alive()
-        if self.cap is not None:
-            raise errors.Busy(f"cap is already set to {self.cap}")
+        self.check_cap()
         if cap < 0:
             raise errors.Invalid("cap must be a whole number, 0 or more")
         self.cap = cap
@@ -147,6 +145,22 @@ class Channel:
             return succeed(None)
         return self._recv_ready.wait()
 
+    def check_send(self) -> None:
+        """Raise what a send would fail with at once (no cap, closed, removed)."""
+        self._check_usable()
+        if self.closed:
+            raise errors.Closed("send on a closed channel")
+
+    def check_close(self) -> None:
+        self._check_usable()
+        if self.closed:
+            raise errors.Closed("the channel is already closed")
+
+    def check_cap(self) -> None:
+        self._check_alive()
+        if self.cap is not None:
+            raise errors.Busy(f"cap is already set to {self.cap}")
+
     def try_ready_send(self) -> None:
         """Raise WouldBlock unless a send would proceed now (or fail at once)."""
         self._check_usable()
@@ -175,9 +189,7 @@ class Channel:
 
     # -- ending --------------------------------------------------------------------
     def close(self) -> None:
-        self._check_usable()
-        if self.closed:
-            raise errors.Closed("the channel is already closed")
+        self.check_close()
         self.closed = True
         # Senders still blocked were never accepted: they fail, their messages unsent.
         later = Deferrals()

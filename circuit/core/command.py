@@ -1,12 +1,11 @@
 """The JSON command a process is started with, checked before anything runs."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from circuit import errors
+from circuit import errors, jsondoc
 
 _KEYS = {"env", "dir", "path", "args", "scrub"}
 
@@ -22,10 +21,10 @@ class Command:
     @classmethod
     def parse(cls, text: bytes) -> "Command":
         """Parse and check a ``run`` file's content; raise Invalid with the reason."""
-        try:
-            obj = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise errors.Invalid(f"run: not JSON: {e}")
+        return cls.from_json(jsondoc.parse(text, "run"))
+
+    @classmethod
+    def from_json(cls, obj) -> "Command":
         if not isinstance(obj, dict):
             raise errors.Invalid("run: want a JSON object like {\"path\": \"/bin/ls\", \"args\": [\"-l\"]}")
         unknown = set(obj) - _KEYS

@@ -133,8 +133,8 @@ class Process:
         self._transport = None
         self._exit = WaiterSet()
 
-    def run(self, command: Command) -> None:
-        """Start the command, once.  Nothing changes when it is refused."""
+    def check_run(self, command: Command) -> tuple[str, dict[str, str]]:
+        """Raise what ``run(command)`` would be refused with; else (executable, environment)."""
         if self.removed:
             raise errors.NotFound("the process was removed")
         if self.phase != CREATED:
@@ -142,7 +142,15 @@ class Process:
         environment = command.environment(self.inherited_env)
         if command.dir is not None and not os.path.isdir(command.dir):
             raise errors.NotFound(f"run: no such directory: {command.dir}")
-        executable = command.executable(environment)
+        return command.executable(environment), environment
+
+    def check_signal(self) -> None:
+        if self.phase != RUNNING or self._transport is None:
+            raise errors.NoProcess(f"signal: the process is {self.phase}, not running")
+
+    def run(self, command: Command) -> None:
+        """Start the command, once.  Nothing changes when it is refused."""
+        executable, environment = self.check_run(command)
         try:
             self._transport = self._reactor.spawnProcess(
                 _Pipes(self), executable, [command.path] + command.args,
@@ -173,8 +181,7 @@ class Process:
         return self._exit.wait()
 
     def signal(self, number: int) -> None:
-        if self.phase != RUNNING or self._transport is None:
-            raise errors.NoProcess(f"signal: the process is {self.phase}, not running")
+        self.check_signal()
         try:
             self._transport.signalProcess(number)
         except (ierror.ProcessExitedAlready, OSError):

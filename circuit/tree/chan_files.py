@@ -17,18 +17,32 @@ def _parse_cap(text: bytes) -> int:
     return int(word)
 
 
+def _check_cap(ch, text: bytes) -> None:
+    ch.check_cap()
+    if text.strip():
+        _parse_cap(text)
+
+
 def _cap(ctx: ElementContext, flags, caller):
     ch = ctx.element
     return MessageHandle(lambda text: ch.set_cap(_parse_cap(text)), flags.truncate,
-                         readable=lambda: b"" if ch.cap is None else b"%d\n" % ch.cap)
+                         readable=lambda: b"" if ch.cap is None else b"%d\n" % ch.cap,
+                         check=lambda text: _check_cap(ch, text))
 
 
 def _send(ctx, flags, caller):
-    return MessageHandle(ctx.element.send, flags.truncate)
+    ch = ctx.element
+    return MessageHandle(ch.send, flags.truncate, check=lambda _: ch.check_send())
+
+
+def _check_trysend(ch) -> None:
+    ch.check_send()
+    ch.try_ready_send()
 
 
 def _trysend(ctx, flags, caller):
-    return MessageHandle(ctx.element.try_send, flags.truncate)
+    ch = ctx.element
+    return MessageHandle(ch.try_send, flags.truncate, check=lambda _: _check_trysend(ch))
 
 
 def _recv(ctx, flags, caller):
@@ -48,7 +62,8 @@ def _waitrecv(ctx, flags, caller):
 
 
 def _close(ctx, flags, caller):
-    return MessageHandle(lambda _: ctx.element.close(), flags.truncate)
+    ch = ctx.element
+    return MessageHandle(lambda _: ch.close(), flags.truncate, check=lambda _: ch.check_close())
 
 
 def _stat(ctx, flags, caller):

@@ -124,14 +124,21 @@ class MessageHandle(Handle):
     """Write side of a control file: each open-write-close is one delivery.
 
     Bytes gather until a flush that has something to deliver (the descriptor's
-    close), so the delivery's error reaches close(2); the shell's early empty
-    flush (from its dup2 dance) delivers nothing.  A file opened with O_TRUNC and
-    closed with nothing written delivers the empty string at release.
+    close), so a blocking send blocks close(2) and its error reaches it; the
+    shell's early empty flush (from its dup2 dance) delivers nothing.  A file
+    opened with O_TRUNC and closed with nothing written delivers the empty
+    string at release.
+
+    ``check`` sees what has been written so far at every write(2) and may refuse
+    it there: bash's builtin ``echo`` ignores close(2), so write is the only
+    place it hears a refusal.  A refused write drops what was written.
     """
 
     def __init__(self, deliver: Callable[[bytes], Any], truncate: bool = False,
-                 readable: Optional[Callable[[], bytes]] = None):
+                 readable: Optional[Callable[[], bytes]] = None,
+                 check: Optional[Callable[[bytes], Any]] = None):
         self._deliver = deliver
+        self._check = check
         self._buffer = bytearray()
         self._truncate = truncate
         self._delivered = False
@@ -148,7 +155,15 @@ class MessageHandle(Handle):
     def write(self, offset: int, data: bytes) -> Deferred:
         # Offsets are ignored: O_APPEND on a size-0 file writes at 0 every time.
         self._buffer += data
-        return succeed(len(data))
+        if self._check is None:
+            return succeed(len(data))
+
+        def refused(failure):
+            self._buffer = bytearray()
+            self._delivered = True  # nothing more to deliver for this open
+            return failure
+        return maybeDeferred(self._check, bytes(self._buffer)).addCallbacks(
+            lambda _: len(data), refused)
 
     def flush(self) -> Deferred:
         if not self._buffer:
@@ -158,13 +173,12 @@ class MessageHandle(Handle):
         return maybeDeferred(self._deliver, message)
 
     def release(self) -> Deferred:
-        if self._buffer or (self._truncate and not self._delivered):
-            return self.flush() if self._buffer else self._deliver_empty()
+        if self._buffer:
+            return self.flush()
+        if self._truncate and not self._delivered:
+            self._delivered = True
+            return maybeDeferred(self._deliver, b"")
         return succeed(None)
-
-    def _deliver_empty(self) -> Deferred:
-        self._delivered = True
-        return maybeDeferred(self._deliver, b"")
 
 
 class StdinHandle(Handle):

@@ -138,7 +138,7 @@ class LocalHostTree:
                 raise errors.NotFound(f"no {path[1]!r} in dc/: proc, chan and select")
             if n == 2:
                 return Attr("dir", _DIR_RW, mtime=t)
-            ctx = self._element(path)
+            self._element(path)  # raises NotFound for an unknown element
             if n == 3:
                 return Attr("dir", _DIR_RO, mtime=t)
             if n == 4:

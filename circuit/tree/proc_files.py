@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from circuit import errors
+from circuit import errors, jsondoc
 from circuit.core.command import Command
 from circuit.core.process import parse_signal
 from circuit.core.select import Clause
@@ -20,6 +20,12 @@ def _start(ctx: ElementContext, text: bytes) -> None:
         proc.wait_exit().addCallbacks(lambda _: _maybe_scrub(ctx), lambda _: None)
 
 
+def _check_run(ctx: ElementContext, text: bytes) -> None:
+    document = jsondoc.check_partial(text, "run")
+    if document is not None:
+        ctx.element.check_run(ctx.tree.localize(Command.from_json(document)))
+
+
 def _maybe_scrub(ctx: ElementContext) -> None:
     proc = ctx.element
     if proc.command is not None and proc.command.scrub and proc.output_read() and not proc.removed:
@@ -30,7 +36,8 @@ def _run(ctx, flags, caller):
     proc = ctx.element
     return MessageHandle(lambda text: _start(ctx, text), flags.truncate,
                          readable=lambda: b"" if proc.command is None
-                         else (json.dumps(proc.command.to_json()) + "\n").encode())
+                         else (json.dumps(proc.command.to_json()) + "\n").encode(),
+                         check=lambda text: _check_run(ctx, text))
 
 
 def _stdin(ctx, flags, caller):
@@ -49,9 +56,19 @@ def _waitexit(ctx, flags, caller):
     return ResultHandle(lambda: ctx.element.wait_exit().addCallback(as_json))
 
 
+def _signal_number(text: bytes) -> int:
+    return parse_signal(text.decode(errors="replace"))
+
+
+def _check_signal(proc, text: bytes) -> None:
+    proc.check_signal()
+    _signal_number(text)
+
+
 def _signal(ctx, flags, caller):
-    return MessageHandle(lambda text: ctx.element.signal(parse_signal(text.decode(errors="replace"))),
-                         flags.truncate)
+    proc = ctx.element
+    return MessageHandle(lambda text: proc.signal(_signal_number(text)), flags.truncate,
+                         check=lambda text: _check_signal(proc, text))
 
 
 def _stat(ctx, flags, caller):

@@ -1,11 +1,9 @@
 """The control files of ``select/NAME``, including the committed clause's read.N / write.N."""
 from __future__ import annotations
 
-import json
-
 from twisted.internet.defer import gatherResults, maybeDeferred, fail
 
-from circuit import errors
+from circuit import errors, jsondoc
 from circuit.core.output import Output
 from circuit.core.select import COMMITTED
 from circuit.tree.context import ElementContext, as_json
@@ -14,10 +12,10 @@ from circuit.tree.table import ControlFile, table
 
 
 def _parse(text: bytes) -> list[tuple[str, str]]:
-    try:
-        clauses = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise errors.Invalid(f"select: not JSON: {e}")
+    return _clauses(jsondoc.parse(text, "select"))
+
+
+def _clauses(clauses) -> list[tuple[str, str]]:
     if not isinstance(clauses, list) or not clauses:
         raise errors.Invalid('select: want a JSON list like [{"op": "r", "file": "chan/c/recv"}]')
     parsed = []
@@ -30,29 +28,37 @@ def _parse(text: bytes) -> list[tuple[str, str]]:
     return parsed
 
 
-def _arm(ctx: ElementContext, text: bytes):
+def _resolve(ctx: ElementContext, clauses: list[tuple[str, str]]):
+    """Deferred[list[Clause]]: every clause's file found, or the first refusal."""
     select = ctx.element
     if select.state != "idle":
         return fail(errors.Busy(f"select: already {select.state}; make a new select"))
-    clauses = _parse(text)
     made = [maybeDeferred(ctx.tree.resolve_clause, f, op) for op, f in clauses]
 
-    def armed(result):
-        select.arm(result)
-
     def refused(failure):
-        failure.trap(Exception)
         first = getattr(failure.value, "subFailure", failure)
-        raise first.value
+        first.raiseException()
 
-    return gatherResults(made, consumeErrors=True).addCallbacks(armed, refused)
+    return gatherResults(made, consumeErrors=True).addErrback(refused)
+
+
+def _arm(ctx: ElementContext, text: bytes):
+    return _resolve(ctx, _parse(text)).addCallback(ctx.element.arm)
+
+
+def _check(ctx: ElementContext, text: bytes):
+    document = jsondoc.check_partial(text, "select")
+    if document is not None:
+        return _resolve(ctx, _clauses(document))
+    return None
 
 
 def _select(ctx, flags, caller):
     select = ctx.element
     return MessageHandle(lambda text: _arm(ctx, text), flags.truncate,
                          readable=lambda: as_json([{"op": c.op, "file": c.file} for c in select.clauses])
-                         if select.clauses else b"")
+                         if select.clauses else b"",
+                         check=lambda text: _check(ctx, text))
 
 
 def _committed_file(select, outcome) -> str:

@@ -1,0 +1,45 @@
+"""Telling a JSON document that is still arriving from one that can never be valid.
+
+Control files check what has been written at every write(2), so that a shell's
+builtin ``echo`` (which ignores the result of close) still sees a bad command
+refused; a document split across writes must not be refused half-way.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from circuit import errors
+
+_INCOMPLETE = object()
+
+
+def parse(text: bytes, what: str) -> Any:
+    """The parsed document; Invalid if the text is not one."""
+    result = _parse(text, what)
+    if result is _INCOMPLETE:
+        raise errors.Invalid(f"{what}: incomplete JSON")
+    return result
+
+
+def check_partial(text: bytes, what: str) -> Optional[Any]:
+    """The parsed document, None if more text could still complete it; Invalid otherwise."""
+    result = _parse(text, what)
+    return None if result is _INCOMPLETE else result
+
+
+def _parse(text: bytes, what: str) -> Any:
+    try:
+        s = text.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.end >= len(text) - 1 and e.reason == "unexpected end of data":
+            return _INCOMPLETE
+        raise errors.Invalid(f"{what}: not UTF-8 text")
+    if not s.strip():
+        return _INCOMPLETE
+    try:
+        return json.loads(s)
+    except json.JSONDecodeError as e:
+        if e.msg.startswith("Unterminated string") or e.pos >= len(s.rstrip()):
+            return _INCOMPLETE
+        raise errors.Invalid(f"{what}: not JSON: {e}")
