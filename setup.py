@@ -14,6 +14,6 @@ setup(
         "service-identity",
         "automat",
     ],
-    extras_require={"test": ["pytest", "pytest-twisted", "hypothesis"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
     entry_points={"console_scripts": ["circuit = circuit.cli.main:main"]},
 )
