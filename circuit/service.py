@@ -1,20 +1,18 @@
 """One host: the element core, its tree, and the views that serve it, as one MultiService."""
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from dataclasses import dataclass
 from typing import Optional
 
 from twisted.application.service import MultiService
+from twisted.logger import Logger
 
 from circuit.core.host import Host
 from circuit.tree.circuit import Circuit
 from circuit.tree.local import LocalHostTree
 
-log = logging.getLogger("circuit")
-
+log = Logger("circuit")
 
 @dataclass
 class Settings:
@@ -54,11 +52,16 @@ class CircuitService(MultiService):
         super().startService()
         with open(os.path.join(self.settings.data, "url"), "w") as f:
             f.write(self.host.url + "\n")
-        # The URL on a line of its own, for people and scripts.
-        print(self.host.url, flush=True)
+        # The URL on a line of its own on the real standard output (twistd has
+        # replaced sys.stdout with a logger), for people and scripts.
+        try:
+            os.write(1, (self.host.url + "\n").encode())
+        except OSError:
+            pass  # daemonized: no standard output
+        log.info("circuit host {url}", url=self.host.url)
         if self.fuse is not None:
             self.fuse.mounted.addCallback(
-                lambda where: print(f"mounted at {where}/{self.host.id}", file=sys.stderr, flush=True))
+                lambda where: log.info("the tree is mounted at {where}/{id}", where=where, id=self.host.id))
 
     def stopService(self):
         d = super().stopService()

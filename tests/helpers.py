@@ -53,6 +53,7 @@ class Daemon:
         return result
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15) -> int:
+        """Signal the daemon and wait; twistd re-raises the signal once it has shut down cleanly."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
@@ -64,9 +65,12 @@ class Daemon:
 
 def start_daemon(tmp: Path, *extra: str, plugin: bool = False) -> Daemon:
     mount, data = tmp / "mnt", tmp / "data"
+    tmp.mkdir(parents=True, exist_ok=True)
     log = tmp / "daemon.log"
+    (data / "url").unlink(missing_ok=True)  # left by an earlier daemon
     if plugin:  # the twistd plugin, as an operator would run it
-        command = [sys.executable, "-m", "twisted", "-n", "--pidfile=", "--logfile=-", "circuit"]
+        twistd = str(Path(sys.executable).parent / "twistd")
+        command = [twistd, "-n", "--pidfile=", "--logfile=-", "circuit"]
     else:
         command = [sys.executable, "-m", "circuit.cli.main", "start"]
     command += ["-m", str(mount), "--data", str(data), *extra]

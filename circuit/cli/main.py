@@ -14,7 +14,7 @@ usage: circuit start [-a HOST:PORT] [-m MOUNT] [--data DIR] [--fs-root DIR] [...
 def start(args: list[str]) -> int:
     from twisted.scripts.twistd import run
     sys.argv = ["twistd", "--nodaemon", "--reactor=asyncio", "--pidfile=",
-                "--logfile=-", "circuit", *args]
+                "--logfile=/dev/stderr", "circuit", *args]
     run()
     return 0
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
 import os
 import subprocess
 
@@ -12,10 +11,11 @@ import pyfuse3.asyncio
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
+from twisted.logger import Logger
 
 from circuit.fuse.operations import CircuitOperations
 
-log = logging.getLogger("circuit.fuse")
+log = Logger("circuit.fuse")
 
 pyfuse3.asyncio.enable()
 
@@ -62,12 +62,12 @@ class FuseMount(Service):
         self.circuit.mount_prefixes.append(self.mountpoint)
         self._main = loop.create_task(pyfuse3.main(min_tasks=4, max_tasks=self.max_requests))
         self._main.add_done_callback(self._ended)
-        log.info("mounted the circuit at %s", self.mountpoint)
+        log.info("mounted the circuit at {where}", where=self.mountpoint)
         self.mounted.callback(self.mountpoint)
 
     def _ended(self, task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("the FUSE loop failed: %r", task.exception())
+            log.error("the FUSE loop failed: {error!r}", error=task.exception())
 
     def stopService(self):
         super().stopService()
@@ -76,8 +76,9 @@ class FuseMount(Service):
         return ensureDeferred(self._unmount())
 
     async def _unmount(self) -> None:
-        # Wake every blocked reader (they get EINTR and nothing is taken), give
-        # their FLUSH/RELEASE a moment to arrive, then leave.
+        # Wake every blocked reader (EHOSTDOWN; nothing is taken), give their
+        # FLUSH/RELEASE a moment to arrive, then leave.
+        self.ops.closing = True
         self.ops.watch.cancel_all()
         for _ in range(20):
             if not self.ops.open_files and len(self.ops.watch) == 0:
@@ -91,4 +92,4 @@ class FuseMount(Service):
             pass
         pyfuse3.close(unmount=True)
         self.circuit.mount_prefixes.remove(self.mountpoint)
-        log.info("unmounted %s", self.mountpoint)
+        log.info("unmounted {where}", where=self.mountpoint)

@@ -9,20 +9,21 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
-import logging
 import os
 import stat as st
 from typing import Any
 
 import pyfuse3
 from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from circuit import errors
 from circuit.fuse.inodes import InodeTable
 from circuit.fuse.signals import InterruptWatch, ProcessCaller
 from circuit.interfaces import Attr, ICircuit, OpenFlags
 
-log = logging.getLogger("circuit.fuse")
+log = Logger("circuit.fuse")
 
 _ROOT_ATTR = Attr("dir", 0o555)
 
@@ -33,7 +34,7 @@ def _errno(failure_or_error: Any) -> pyfuse3.FUSEError:
         return pyfuse3.FUSEError(e.errno)
     if isinstance(e, (CancelledError, asyncio.CancelledError)):
         return pyfuse3.FUSEError(errno.EINTR)
-    log.error("unexpected error in a FUSE request: %r", e, exc_info=e)
+    log.failure("unexpected error in a FUSE request", Failure(e))
     return pyfuse3.FUSEError(errno.EIO)
 
 
@@ -79,9 +80,15 @@ class CircuitOperations(pyfuse3.Operations):
         self._fh = itertools.count(1)
         self._timeout = timeout
         self._uid, self._gid = os.getuid(), os.getgid()
+        # Set while unmounting: blocked and new requests fail with EHOSTDOWN (the
+        # host is going away).  EINTR would not do: coreutils retry reads on EINTR.
+        self.closing = False
 
     # -- plumbing ------------------------------------------------------------------
     async def _await(self, d: Deferred, pid: int = 0) -> Any:
+        if self.closing and not d.called:
+            d.cancel()
+            raise pyfuse3.FUSEError(errno.EHOSTDOWN)
         self.watch.watch(pid, d)
         try:
             return await d.asFuture(self.loop)
@@ -90,6 +97,8 @@ class CircuitOperations(pyfuse3.Operations):
         except BaseException as e:  # one error map for every request
             if isinstance(e, asyncio.CancelledError) and not d.called:
                 d.cancel()
+            if self.closing and isinstance(e, (CancelledError, asyncio.CancelledError)):
+                raise pyfuse3.FUSEError(errno.EHOSTDOWN) from None
             raise _errno(e) from None
 
     def _tree(self, path: tuple):

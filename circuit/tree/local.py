@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import errno as _errno
-import logging
 from dataclasses import replace
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from circuit import errors
@@ -23,7 +23,7 @@ from circuit.tree.proc_files import PROCESS, PROCESS_OPS
 from circuit.tree.select_files import select_files
 from circuit.tree.table import ControlFile
 
-log = logging.getLogger("circuit")
+log = Logger("circuit")
 
 _DIR_RO, _DIR_RW = 0o555, 0o777
 _OPS = {"chan": CHANNEL_OPS, "proc": PROCESS_OPS, "select": {}}
@@ -84,7 +84,7 @@ class LocalHostTree:
     def record(self, kind: str, name: str, error: errors.CircuitError) -> None:
         line = f"{error.message} ({errno_name(error.errno)})"
         self._errors[(kind, name)] = line
-        log.info("%s/%s/%s: %s", self.host_id, kind, name, line)
+        log.info("{path}: {line}", path=f"/{self.host_id}/dc/{kind}/{name}", line=line)
 
     def _noter(self, kind: str, name: str):
         def note(failure):
@@ -209,7 +209,7 @@ class LocalHostTree:
 
     def _log_refusal(self, failure, what: str, path: tuple):
         if failure.check(errors.CircuitError):
-            log.info("%s /%s/%s: %s", what, self.host_id, "/".join(path), failure.value.message)
+            log.info("{what} {path}: {why}", what=what, path=f"/{self.host_id}/" + "/".join(path), why=failure.value.message)
         return failure
 
     def _fs_only(self, path: tuple, what: str) -> tuple:

@@ -1,0 +1,67 @@
+"""Starting and stopping a host: the console script, the twistd plugin, clean unmounts."""
+import json
+import signal
+import subprocess
+import time
+
+from helpers import is_mounted, start_daemon, wait_for
+
+
+def test_twistd_plugin_runs_the_host(tmp_path):
+    d = start_daemon(tmp_path, plugin=True)
+    try:
+        assert d.url.startswith("circuit://127.0.0.1:0/X")
+        assert d.sh("cat sys/id").stdout.strip() == d.host_id
+        assert d.sh("cat sys/url").stdout.strip() == d.url
+        assert d.sh("cat sys/members").stdout.splitlines() == [d.url]
+        stat = json.loads(d.sh("cat sys/stat").stdout)
+        assert stat["id"] == d.host_id and set(stat["elements"]) == {"proc", "chan", "select"}
+    finally:
+        assert d.stop() in (0, -signal.SIGTERM)
+    assert not is_mounted(d.mount)
+
+
+def test_each_start_is_a_new_host(tmp_path):
+    first = start_daemon(tmp_path / "a")
+    first.stop()
+    second = start_daemon(tmp_path / "a")
+    second.stop()
+    assert first.host_id != second.host_id
+
+
+def test_sigterm_unmounts_with_readers_blocked(tmp_path):
+    d = start_daemon(tmp_path)
+    d.sh("mkdir dc/chan/c dc/proc/p && echo 0 > dc/chan/c/cap && "
+         "echo '{\"path\": \"/bin/sleep\", \"args\": [\"60\"]}' > dc/proc/p/run")
+    readers = [subprocess.Popen(["cat", str(d.root / f)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for f in ("dc/chan/c/recv", "dc/proc/p/waitexit", "dc/proc/p/stdout", "sys/events")]
+    time.sleep(0.5)
+    start = time.monotonic()
+    assert d.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+    assert time.monotonic() - start < 10
+    assert not is_mounted(d.mount)
+    for r in readers:
+        r.wait(10)
+        assert r.returncode != 0
+
+
+def test_ctrl_c_on_the_foreground_daemon(tmp_path):
+    d = start_daemon(tmp_path)
+    reader = subprocess.Popen(["cat", str(d.root / "sys/events")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    time.sleep(0.3)
+    d.proc.send_signal(signal.SIGINT)
+    assert d.proc.wait(10) in (0, -signal.SIGINT)
+    wait_for(lambda: not is_mounted(d.mount), 5, what="the unmount")
+    assert reader.wait(10) != 0
+
+
+def test_stale_mount_from_a_killed_daemon_is_cleared(tmp_path):
+    d = start_daemon(tmp_path)
+    d.proc.kill()
+    d.proc.wait(10)
+    again = start_daemon(tmp_path)  # same mount point, left "not connected"
+    try:
+        assert again.sh("cat sys/id").stdout.strip() == again.host_id
+    finally:
+        again.stop()
