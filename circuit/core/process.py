@@ -44,6 +44,7 @@ class _Pipes(ProcessProtocol):
         self.process = process
 
     def connectionMade(self) -> None:
+        self.process.pid = self.transport.pid  # cleared by Twisted once reaped
         # Backpressure for stdin: the pipe's writer pauses us when its buffer is full.
         self.transport.pipes[0].registerProducer(self.process.stdin, True)
 
@@ -151,17 +152,18 @@ class Process:
     def run(self, command: Command) -> None:
         """Start the command, once.  Nothing changes when it is refused."""
         executable, environment = self.check_run(command)
+        # The state changes first: a child that exits at once is reaped (and
+        # processExited called) inside spawnProcess itself.
+        self.command, self.phase, self.started = command, RUNNING, self._clock()
         try:
-            self._transport = self._reactor.spawnProcess(
+            transport = self._reactor.spawnProcess(
                 _Pipes(self), executable, [command.path] + command.args,
                 env=environment, path=command.dir)
         except OSError as e:
+            self.command, self.phase, self.started = None, CREATED, None
             raise errors.CircuitError(f"run: could not start {command.path}: {e.strerror}")
-        self.command = command
-        self.stdin.transport = self._transport
-        self.pid = self._transport.pid
-        self.phase = RUNNING
-        self.started = self._clock()
+        self._transport = transport
+        self.stdin.transport = transport
 
     def _exited(self, reason) -> None:
         self.phase = EXITED
