@@ -1,7 +1,6 @@
 """Running real circuit daemons and driving their mounts with the shell's own tools."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

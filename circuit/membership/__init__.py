@@ -1,0 +1,1 @@
+"""SWIM-style membership with Lifeguard's care, independent of any transport."""

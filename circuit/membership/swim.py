@@ -1,0 +1,372 @@
+"""The membership of one host: probing, suspicion, gossip, joins and leaves.
+
+Each period this host pings one member (randomised round robin).  No answer
+within the probe timeout: it asks ``indirect_probes`` others to ping it.  Still
+nothing: the member is *suspect*, and the suspicion spreads by gossip.  A
+suspect that hears of it raises its incarnation and says it is alive; one that
+stays silent past the suspicion timeout is *dead*.  A host that stops on
+purpose says *left* first.  Every message carries a few rumours; a full state
+exchange with a random member now and then repairs whatever gossip missed, and
+a periodic attempt to reach one dead member lets two halves of a healed
+partition find each other again.
+
+The transport (`ITransport`) and the clock are given, so whole clusters run in
+memory under `task.Clock` in tests.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import Interface
+
+from circuit.membership.rumours import ALIVE, DEAD, GONE, LEFT, SUSPECT, Rumour, supersedes
+from circuit.membership.timing import Timing, retransmits, suspicion_timeout
+
+log = Logger("circuit.membership")
+
+
+class ITransport(Interface):
+    """How membership messages reach other hosts.  Every call may fail."""
+
+    def ping(member_id: str, url: str, rumours: list):
+        """Deferred[list]: the member's rumours in reply."""
+
+    def ping_req(via_id: str, via_url: str, target_id: str, target_url: str, rumours: list):
+        """Deferred[list]: ``via`` pinged target for us; fails if the target did not answer."""
+
+    def sync(member_id: Optional[str], url: str, state: list):
+        """Deferred[list]: exchange full states (``member_id`` None when joining by URL)."""
+
+
+@dataclass
+class Member:
+    id: str
+    url: str
+    incarnation: int
+    state: str
+    since: float
+    suspecters: set = field(default_factory=set)
+
+    def rumour(self, by: str = "") -> Rumour:
+        return Rumour(self.state, self.id, self.url, self.incarnation, by)
+
+
+# Events given to the listener: ("joined", member) and ("left", member, reason).
+Listener = Callable[..., None]
+
+
+class Membership:
+    def __init__(self, my_id: str, my_url: str, transport, clock, timing: Timing = Timing(),
+                 listener: Optional[Listener] = None, rng: Optional[random.Random] = None):
+        self.id = my_id
+        self.url = my_url
+        self.incarnation = 0
+        self.leaving = False
+        self.members: dict[str, Member] = {}
+        self.timing = timing
+        self._transport = transport
+        self._clock = clock
+        self._listener = listener or (lambda *a: None)
+        self._rng = rng or random.Random()
+        self._gossip: dict[str, tuple[Rumour, int]] = {}  # id -> (rumour, times left)
+        self._probe_order: list[str] = []
+        self._suspicion_timers: dict[str, object] = {}
+        self._probing: set[str] = set()
+        self._loops = [LoopingCall(self.probe), LoopingCall(self.sync_random),
+                       LoopingCall(self.reconnect_one)]
+        for loop in self._loops:
+            loop.clock = clock
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        self._loops[0].start(self.timing.probe_interval, now=False)
+        self._loops[1].start(self.timing.sync_interval, now=False)
+        self._loops[2].start(self.timing.reconnect_interval, now=False)
+
+    def stop(self) -> None:
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        for timer in self._suspicion_timers.values():
+            if timer.active():
+                timer.cancel()
+        self._suspicion_timers.clear()
+
+    def join(self, url: str) -> Deferred:
+        """Join the cluster through any member's URL: exchange full states with it."""
+        self._spread(Rumour(ALIVE, self.id, self.url, self.incarnation))  # announce ourselves
+        return self._transport.sync(None, url, self.state()).addCallback(self._joined)
+
+    def _joined(self, state: list) -> None:
+        self.merge_state(state)
+        # Say hello to everyone at once rather than waiting for gossip: one message
+        # per member per join, so a new host is known everywhere within a round trip.
+        hello = [Rumour(ALIVE, self.id, self.url, self.incarnation).to_wire()]
+        for member in self.live_members():
+            self._timed(self._transport.ping(member.id, member.url, hello),
+                        self.timing.probe_timeout).addCallbacks(self._acked, lambda f: None)
+
+    def leave(self) -> Deferred:
+        """Tell the others that this host is leaving on purpose, and wait (briefly) until they heard."""
+        self.leaving = True
+        self.stop()
+        rumour = Rumour(LEFT, self.id, self.url, self.incarnation)
+        sends = [self._transport.ping(m.id, m.url, [rumour.to_wire()])
+                 for m in self.live_members()]
+        return DeferredList(sends, consumeErrors=True)
+
+    # -- what we know -----------------------------------------------------------------
+    def live_members(self) -> list[Member]:
+        return [m for m in self.members.values() if m.state in (ALIVE, SUSPECT)]
+
+    def state(self) -> list:
+        me = Rumour(LEFT if self.leaving else ALIVE, self.id, self.url, self.incarnation)
+        return [me.to_wire()] + [m.rumour().to_wire() for m in self.members.values()]
+
+    def merge_state(self, state: list) -> None:
+        for item in state:
+            self.hear(item)
+
+    def rumours(self) -> list:
+        """Up to gossip_per_message rumours to piggyback, least sent first."""
+        chosen = sorted(self._gossip.items(), key=lambda kv: -kv[1][1])[: self.timing.gossip_per_message]
+        out = []
+        for member_id, (rumour, left) in chosen:
+            out.append(rumour.to_wire())
+            if left <= 1:
+                del self._gossip[member_id]
+            else:
+                self._gossip[member_id] = (rumour, left - 1)
+        return out
+
+    def _spread(self, rumour: Rumour) -> None:
+        self._gossip[rumour.id] = (rumour, retransmits(self.timing, len(self.members) + 1))
+
+    # -- hearing rumours --------------------------------------------------------------
+    def hear(self, item) -> None:
+        try:
+            rumour = Rumour.from_wire(item)
+        except (ValueError, TypeError):
+            log.warn("ignoring a malformed rumour {item!r}", item=item)
+            return
+        if rumour.id == self.id:
+            self._about_me(rumour)
+            return
+        member = self.members.get(rumour.id)
+        if member is None:
+            if rumour.state in GONE:
+                # Remember a death we had not heard of, so a stale "alive" cannot revive it.
+                self.members[rumour.id] = Member(rumour.id, rumour.url, rumour.incarnation,
+                                                 rumour.state, self._clock.seconds())
+                return
+            self._add(rumour)
+            return
+        if rumour.state == SUSPECT and member.state == SUSPECT and rumour.incarnation == member.incarnation:
+            self._confirm(member, rumour.by)
+            return
+        if not supersedes(rumour, member.state, member.incarnation):
+            return
+        was = member.state
+        member.incarnation, member.url = rumour.incarnation, rumour.url
+        self._set_state(member, rumour.state, was, rumour.by)
+        self._spread(rumour if rumour.state == SUSPECT else member.rumour())
+        if rumour.state == SUSPECT:
+            # See for ourselves: an independent failed probe confirms the suspicion.
+            self.probe_member(member)
+
+    def _about_me(self, rumour: Rumour) -> None:
+        if self.leaving:
+            return
+        if rumour.state in (SUSPECT, DEAD) and rumour.incarnation >= self.incarnation:
+            # Refute: only I may raise my incarnation.
+            self.incarnation = rumour.incarnation + 1
+            self._spread(Rumour(ALIVE, self.id, self.url, self.incarnation))
+
+    def _add(self, rumour: Rumour) -> None:
+        member = Member(rumour.id, rumour.url, rumour.incarnation, rumour.state, self._clock.seconds())
+        self.members[rumour.id] = member
+        self._spread(member.rumour())
+        log.info("{id} joined ({url})", id=member.id, url=member.url)
+        self._listener("joined", member)
+        if member.state == SUSPECT:
+            self._start_suspicion(member)
+
+    def _set_state(self, member: Member, state: str, was: str, by: Optional[str]) -> None:
+        member.state = state
+        member.since = self._clock.seconds()
+        if state != SUSPECT:
+            self._stop_suspicion(member)
+        if state == SUSPECT and was != SUSPECT:
+            self._start_suspicion(member, by)
+        if state in GONE and was not in GONE:
+            reason = "left" if state == LEFT else "failed"
+            log.info("{id} {reason}", id=member.id, reason=reason)
+            self._listener("left", member, reason)
+        elif state == ALIVE and was in GONE:
+            log.info("{id} is back (incarnation {n})", id=member.id, n=member.incarnation)
+            self._listener("joined", member)
+
+    # -- suspicion --------------------------------------------------------------------
+    def _start_suspicion(self, member: Member, by: Optional[str] = None) -> None:
+        member.suspecters = {by or self.id}
+        self._arm_suspicion(member)
+
+    def _confirm(self, member: Member, by: str) -> None:
+        if by and by not in member.suspecters:
+            member.suspecters.add(by)
+            self._arm_suspicion(member)
+            self._spread(member.rumour(by))  # pass the confirmation on
+
+    def _arm_suspicion(self, member: Member) -> None:
+        expected = min(self.timing.indirect_probes, max(0, len(self.live_members()) - 1))
+        timeout = suspicion_timeout(self.timing, len(member.suspecters) - 1, expected)
+        deadline = member.since + timeout
+        self._stop_suspicion(member)
+        delay = max(0.0, deadline - self._clock.seconds())
+        self._suspicion_timers[member.id] = self._clock.callLater(delay, self._suspicion_over, member.id)
+
+    def _stop_suspicion(self, member: Member) -> None:
+        timer = self._suspicion_timers.pop(member.id, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _suspicion_over(self, member_id: str) -> None:
+        self._suspicion_timers.pop(member_id, None)
+        member = self.members.get(member_id)
+        if member is not None and member.state == SUSPECT:
+            self._set_state(member, DEAD, SUSPECT, None)
+            self._spread(member.rumour())
+
+    def suspect(self, member_id: str) -> None:
+        """Our own probe failed: suspect the member, or confirm a suspicion we heard."""
+        member = self.members.get(member_id)
+        if member is None:
+            return
+        if member.state == SUSPECT:
+            self._confirm(member, self.id)
+        elif member.state == ALIVE:
+            self._set_state(member, SUSPECT, ALIVE, self.id)
+            self._spread(member.rumour(self.id))
+
+    # -- probing ----------------------------------------------------------------------
+    def probe(self) -> Optional[Deferred]:
+        target = self._next_target()
+        if target is None:
+            return None
+        return self.probe_member(target)
+
+    def probe_now(self, member_id: str) -> None:
+        """A hint (a connection to it broke): probe this member at once."""
+        member = self.members.get(member_id)
+        if member is not None and member.state in (ALIVE, SUSPECT):
+            self.probe_member(member)
+
+    def _next_target(self) -> Optional[Member]:
+        while True:
+            if not self._probe_order:
+                self._probe_order = [m.id for m in self.live_members()]
+                self._rng.shuffle(self._probe_order)
+                if not self._probe_order:
+                    return None
+            member = self.members.get(self._probe_order.pop())
+            if member is not None and member.state in (ALIVE, SUSPECT):
+                return member
+
+    def probe_member(self, member: Member) -> Deferred:
+        if member.id in self._probing:
+            return succeed(None)
+        self._probing.add(member.id)
+        d = self._timed(self._transport.ping(member.id, member.url, self.rumours()),
+                        self.timing.probe_timeout)
+        d.addCallbacks(self._acked, lambda f: self._probe_indirectly(member))
+        d.addBoth(self._probed, member.id)
+        return d
+
+    def _probed(self, result, member_id: str):
+        self._probing.discard(member_id)
+        return None
+
+    def _acked(self, rumours: list) -> None:
+        for item in rumours or []:
+            self.hear(item)
+
+    def _probe_indirectly(self, member: Member) -> Deferred:
+        helpers = [m for m in self.live_members() if m.id != member.id and m.state == ALIVE]
+        helpers = self._rng.sample(helpers, min(self.timing.indirect_probes, len(helpers)))
+        if not helpers:
+            self.suspect(member.id)
+            return succeed(None)
+        # Indirect probes get the rest of the period plus one more.
+        wait = self.timing.probe_interval
+        asks = [self._timed(self._transport.ping_req(h.id, h.url, member.id, member.url, self.rumours()),
+                            wait) for h in helpers]
+        result = Deferred()
+
+        def answered(rumours):
+            if not result.called:
+                self._acked(rumours)
+                result.callback(None)
+
+        def all_failed(_):
+            if not result.called:
+                self.suspect(member.id)
+                result.callback(None)
+        for a in asks:
+            a.addCallbacks(answered, lambda f: None)
+        DeferredList(asks, consumeErrors=True).addCallback(all_failed)
+        return result
+
+    def _timed(self, d: Deferred, seconds: float) -> Deferred:
+        return d.addTimeout(seconds, self._clock)
+
+    # -- serving others ---------------------------------------------------------------
+    def handle_ping(self, rumours: list) -> list:
+        for item in rumours:
+            self.hear(item)
+        return self.rumours()
+
+    def handle_ping_req(self, target_id: str, target_url: str, rumours: list) -> Deferred:
+        for item in rumours:
+            self.hear(item)
+        if target_id == self.id:
+            return succeed(self.rumours())
+        d = self._timed(self._transport.ping(target_id, target_url, self.rumours()),
+                        self.timing.probe_timeout)
+        return d.addCallback(lambda theirs: (self._acked(theirs), self.rumours())[1])
+
+    def handle_sync(self, state: list) -> list:
+        self.merge_state(state)
+        return self.state()
+
+    # -- repair -----------------------------------------------------------------------
+    def sync_random(self) -> Optional[Deferred]:
+        live = self.live_members()
+        if not live:
+            return None
+        member = self._rng.choice(live)
+        d = self._timed(self._transport.sync(member.id, member.url, self.state()),
+                        self.timing.probe_interval * 4)
+        return d.addCallbacks(self.merge_state, lambda f: None)
+
+    def reconnect_one(self) -> Optional[Deferred]:
+        """Try one dead member again: after a partition heals, it refutes and comes back."""
+        now = self._clock.seconds()
+        for member in list(self.members.values()):
+            if member.state in GONE and now - member.since > self.timing.tombstone:
+                del self.members[member.id]
+        dead = [m for m in self.members.values() if m.state == DEAD]
+        if not dead:
+            return None
+        member = self._rng.choice(dead)
+        d = self._timed(self._transport.sync(member.id, member.url, self.state()),
+                        self.timing.probe_interval * 4)
+        return d.addCallbacks(self.merge_state, lambda f: None)
+
+    def __repr__(self) -> str:
+        return f"<Membership {self.id} inc={self.incarnation} members={len(self.members)}>"
+
