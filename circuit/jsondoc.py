@@ -7,11 +7,14 @@ refused; a document split across writes must not be refused half-way.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Optional
 
 from circuit import errors
 
 _INCOMPLETE = object()
+# What a write can end in the middle of: a literal, a number, a \uXXXX escape.
+_CUT_TOKEN = re.compile(r"(t(r(ue?)?)?|f(a(l(se?)?)?)?|n(u(ll?)?)?|[-+.0-9eE]+|\\?(u[0-9a-fA-F]{0,4})?)\Z")
 
 
 def parse(text: bytes, what: str) -> Any:
@@ -40,6 +43,7 @@ def _parse(text: bytes, what: str) -> Any:
     try:
         return json.loads(s)
     except json.JSONDecodeError as e:
-        if e.msg.startswith("Unterminated string") or e.pos >= len(s.rstrip()):
+        if (e.msg.startswith("Unterminated string") or e.pos >= len(s.rstrip())
+                or _CUT_TOKEN.match(s, e.pos)):
             return _INCOMPLETE
         raise errors.Invalid(f"{what}: not JSON: {e}")

@@ -1,4 +1,4 @@
-"""One host: the element core, its tree, and the views that serve it, as one MultiService."""
+"""One host: the element core, its tree, its peers and the views that serve it."""
 from __future__ import annotations
 
 import os
@@ -6,13 +6,23 @@ from dataclasses import dataclass
 from typing import Optional
 
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
+from circuit import errors
 from circuit.core.host import Host
+from circuit.membership.swim import Membership
+from circuit.membership.timing import Timing
+from circuit.pb.peers import Peers
+from circuit.pb.remote_tree import RemoteHostTree
+from circuit.pb.server import listen
+from circuit.pb.transport import PBTransport
+from circuit.tls import authority
 from circuit.tree.circuit import Circuit
 from circuit.tree.local import LocalHostTree
 
 log = Logger("circuit")
+
 
 @dataclass
 class Settings:
@@ -20,13 +30,15 @@ class Settings:
     mount: Optional[str] = None
     join: Optional[str] = None
     data: str = os.path.expanduser("~/.circuit")
+    ca: Optional[str] = None
     fs_root: Optional[str] = None
     allow_other: bool = False
     max_fuse_requests: int = 10000
+    timing: Timing = Timing()
 
 
 class CircuitService(MultiService):
-    """Holds this host's elements and serves its tree through the configured views."""
+    """Holds this host's elements and serves its tree to peers and through the views."""
 
     def __init__(self, settings: Settings, reactor):
         super().__init__()
@@ -35,11 +47,18 @@ class CircuitService(MultiService):
         self.reactor = reactor
         os.makedirs(settings.data, mode=0o700, exist_ok=True)
         self.host = Host(reactor)
-        self.host.url = f"circuit://{settings.addr}/{self.host.id}"
+        self.host_id = self.host.id
         self.circuit = Circuit()
         fs_root = settings.fs_root or os.path.join(settings.data, "fs")
         self.tree = LocalHostTree(self.host, fs_root, self.circuit)
-        self.circuit.add_host(self.tree, url=self.host.url, local=True)
+        ca_dir = settings.ca or os.path.join(settings.data, "ca")
+        if not os.path.exists(os.path.join(ca_dir, "ca.pem")) and settings.ca is None:
+            authority.init(ca_dir)  # the embedded default: a cluster of one, made on first start
+        self.credentials = authority.issue_host(authority.load(ca_dir), self.host.id)
+        self.peers = Peers(reactor, self.credentials, on_lost=self._connection_lost)
+        self.membership: Optional[Membership] = None
+        self.ready: Deferred = Deferred()
+        self._port = None
         self.fuse = None
         if settings.mount:
             from circuit.fuse.mount import FuseMount  # pyfuse3 only when mounting
@@ -48,8 +67,23 @@ class CircuitService(MultiService):
                                   max_requests=settings.max_fuse_requests)
             self.fuse.setServiceParent(self)
 
+    # -- starting ----------------------------------------------------------------------
     def startService(self) -> None:
         super().startService()
+        self._start().addErrback(self._failed_to_start)
+
+    @inlineCallbacks
+    def _start(self):
+        self._port = yield listen(self.reactor, self.settings.addr, self.credentials, self)
+        bound = self._port.getHost()
+        shown = f"[{bound.host}]" if ":" in bound.host else bound.host
+        self.host.url = f"circuit://{shown}:{bound.port}/{self.host.id}"
+        self.circuit.add_host(self.tree, url=self.host.url, local=True)
+        self.membership = Membership(self.host.id, self.host.url, PBTransport(self.peers), self.reactor,
+                                     self.settings.timing, listener=self._membership_changed)
+        self.membership.start()
+        if self.settings.join:
+            yield self.membership.join(self.settings.join)
         with open(os.path.join(self.settings.data, "url"), "w") as f:
             f.write(self.host.url + "\n")
         # The URL on a line of its own on the real standard output (twistd has
@@ -59,13 +93,42 @@ class CircuitService(MultiService):
         except OSError:
             pass  # daemonized: no standard output
         log.info("circuit host {url}", url=self.host.url)
-        if self.fuse is not None:
-            self.fuse.mounted.addCallback(
-                lambda where: log.info("the tree is mounted at {where}/{id}", where=where, id=self.host.id))
+        self.ready.callback(self.host.url)
 
+    def _failed_to_start(self, failure) -> None:
+        why = failure.value.message if failure.check(errors.CircuitError) else failure.getErrorMessage()
+        log.failure("could not start: {why}", failure, why=why)
+        os.write(2, f"circuit: could not start: {why}\n".encode())
+        self.reactor.stop()
+
+    # -- the cluster -------------------------------------------------------------------
+    def _membership_changed(self, event: str, member, reason: str = "") -> None:
+        if event == "joined":
+            self.circuit.add_host(RemoteHostTree(self.peers, member.id, member.url), url=member.url)
+            self.host.events.publish({"joined": member.id, "url": member.url})
+        else:
+            self.circuit.remove_host(member.id)
+            self.peers.disconnect(member.id)
+            self.host.events.publish({"left": member.id, "reason": reason})
+
+    def _connection_lost(self, peer_id: str) -> None:
+        if self.membership is not None and not self.membership.leaving:
+            self.membership.probe_now(peer_id)
+
+    # -- stopping ----------------------------------------------------------------------
+    @inlineCallbacks
     def stopService(self):
-        d = super().stopService()
+        if self.membership is not None:
+            leaving = self.membership.leave()
+            leaving.addTimeout(1.0, self.reactor)
+            try:
+                yield leaving
+            except Exception:
+                pass
+        yield super().stopService()
         for kind in list(self.host.elements):
             for name in list(self.host.elements[kind]):
                 self.host.remove(kind, name)  # kills running processes
-        return d
+        self.peers.disconnect_all()
+        if self._port is not None:
+            yield self._port.stopListening()

@@ -19,6 +19,8 @@ class Options(usage.Options):
         ["mount", "m", None, "mount the circuit tree here with FUSE"],
         ["join", "j", None, "join the cluster through a member's URL"],
         ["data", None, os.path.expanduser("~/.circuit"), "this host's state directory"],
+        ["ca", None, None, "the cluster CA directory: ca.pem, and ca.key or signer.pem+signer.key "
+                           "(default DATA/ca, made on first start)"],
         ["fs-root", None, None, "the directory exported as fs/ (default DATA/fs)"],
         ["max-fuse-requests", None, 10000, "FUSE requests served at once (blocked readers count)", int],
     ]
@@ -35,7 +37,7 @@ class Options(usage.Options):
 def settings_from(options: Options) -> Settings:
     return Settings(
         addr=options["addr"], mount=options["mount"], join=options["join"],
-        data=options["data"], fs_root=options["fs-root"],
+        data=options["data"], ca=options["ca"], fs_root=options["fs-root"],
         allow_other=bool(options["allow-other"]),
         max_fuse_requests=options["max-fuse-requests"])
 

@@ -27,12 +27,26 @@ Alive = Optional[Callable[[], bool]]
 class _Sender:
     message: bytes
     done: Deferred
+    decided: Optional[Callable[[], None]] = None  # its answer, settled but not yet fired
 
 
 @dataclass(eq=False)
 class _Receiver:
     done: Deferred
     alive: Alive
+    decided: Optional[Callable[[], None]] = None
+
+
+def _decide(later: Deferrals, waiter, fire: Callable[[], None]) -> None:
+    """Settle a waiter's answer now and fire it with the batch, or sooner if it is cancelled."""
+    waiter.decided = fire
+    later.later(lambda: _fire(waiter))
+
+
+def _fire(waiter) -> None:
+    fire, waiter.decided = waiter.decided, None
+    if fire is not None:
+        fire()
 
 
 class Channel:
@@ -87,6 +101,8 @@ class Channel:
         if sender in self._senders:
             self._senders.remove(sender)
             self._settle()
+        else:  # cancelled after its answer was settled: too late to withdraw, answer now
+            _fire(sender)
 
     # -- receiving -----------------------------------------------------------------
     def recv(self, alive: Alive = None) -> Deferred:
@@ -127,6 +143,8 @@ class Channel:
         if receiver in self._receivers:
             self._receivers.remove(receiver)
             self._settle()
+        else:  # cancelled after its message was settled: it gets the message now
+            _fire(receiver)
 
     # -- readiness (for select and the wait* files) --------------------------------
     def wait_send(self) -> Deferred:
@@ -194,7 +212,8 @@ class Channel:
         # Senders still blocked were never accepted: they fail, their messages unsent.
         later = Deferrals()
         while self._senders:
-            later.errback(self._senders.popleft().done, errors.Closed("the channel was closed"))
+            s = self._senders.popleft()
+            _decide(later, s, lambda s=s: s.done.errback(errors.Closed("the channel was closed")))
         self._settle()
         later.run()
 
@@ -205,10 +224,8 @@ class Channel:
         self.removed = True
         gone = errors.NotFound("the channel was removed")
         later = Deferrals()
-        for s in self._senders:
-            later.errback(s.done, gone)
-        for r in self._receivers:
-            later.errback(r.done, gone)
+        for w in [*self._senders, *self._receivers]:
+            _decide(later, w, lambda w=w: w.done.errback(gone))
         self._senders.clear()
         self._receivers.clear()
         self._buffer.clear()
@@ -247,19 +264,21 @@ class Channel:
                 s = self._senders.popleft()
                 self._buffer.append(s.message)
                 self.sent += 1
-                later.callback(s.done)
+                _decide(later, s, lambda s=s: s.done.callback(None))
             if not (self._receivers and (self._buffer or self._senders)):
                 break
             # Hand the oldest message to the oldest receiver still there.
             r = self._receivers.popleft()
             if r.alive is not None and not r.alive():
-                later.errback(r.done, errors.Interrupted("the receiver went away"))
+                _decide(later, r, lambda r=r: r.done.errback(errors.Interrupted("the receiver went away")))
                 continue
-            later.callback(r.done, self._take(later))
+            message = self._take(later)
+            _decide(later, r, lambda r=r, m=message: r.done.callback(m))
         if self.closed and not self._buffer:
             drained = errors.Closed("the channel is closed and drained")
             while self._receivers:
-                later.errback(self._receivers.popleft().done, drained)
+                r = self._receivers.popleft()
+                _decide(later, r, lambda r=r: r.done.errback(drained))
         if self._would_send() and len(self._send_ready):
             later.later(self._send_ready.fire_all)
         if self._would_recv() and len(self._recv_ready):
@@ -274,6 +293,6 @@ class Channel:
             s = self._senders.popleft()
             message = s.message
             self.sent += 1
-            later.callback(s.done)
+            _decide(later, s, lambda: s.done.callback(None))
         self.received += 1
         return message

@@ -37,7 +37,7 @@ class Command:
         if not _strings(args):
             raise errors.Invalid("run: \"args\" must be a list of strings")
         env = obj.get("env")
-        if env is not None and not (_strings(env) and all("=" in e for e in env)):
+        if env is not None and not (_strings(env) and all(e.partition("=")[0] and "=" in e for e in env)):
             raise errors.Invalid("run: \"env\" must be a list of \"NAME=value\" strings")
         d = obj.get("dir")
         if d is not None and not isinstance(d, str):
@@ -45,6 +45,8 @@ class Command:
         scrub = obj.get("scrub", False)
         if not isinstance(scrub, bool):
             raise errors.Invalid("run: \"scrub\" must be true or false")
+        if any("\0" in s for s in [path, *args, *(env or []), d or ""]):
+            raise errors.Invalid("run: strings cannot hold a NUL character")
         return cls(path=path, args=list(args), env=None if env is None else list(env), dir=d, scrub=scrub)
 
     def to_json(self) -> dict:

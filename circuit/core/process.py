@@ -25,7 +25,7 @@ CREATED, RUNNING, EXITED = "created", "running", "exited"
 def parse_signal(text: str) -> int:
     """``TERM``, ``SIGTERM``, ``term`` or ``15`` -> 15; Invalid otherwise."""
     word = text.strip()
-    if word.isdigit():
+    if word.isascii() and word.isdigit():  # not "²": isdigit() alone takes any Unicode digit
         number = int(word)
         if number in {s.value for s in _signal.Signals}:
             return number
@@ -159,9 +159,9 @@ class Process:
             transport = self._reactor.spawnProcess(
                 _Pipes(self), executable, [command.path] + command.args,
                 env=environment, path=command.dir)
-        except OSError as e:
+        except (OSError, ValueError) as e:
             self.command, self.phase, self.started = None, CREATED, None
-            raise errors.CircuitError(f"run: could not start {command.path}: {e.strerror}")
+            raise errors.CircuitError(f"run: could not start {command.path}: {getattr(e, 'strerror', None) or e}")
         self._transport = transport
         self.stdin.transport = transport
 

@@ -58,6 +58,8 @@ class Select:
         self.clauses = list(clauses)
         self.state = ARMED
         for i in range(len(self.clauses)):
+            if self.state != ARMED:  # an earlier clause was ready and committed: wait on no more
+                break
             self._arm(i)
 
     def _arm(self, i: int) -> None:

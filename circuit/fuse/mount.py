@@ -60,10 +60,16 @@ class FuseMount(Service):
             options.add("allow_other")
         pyfuse3.init(self.ops, self.mountpoint, options)
         self.circuit.mount_prefixes.append(self.mountpoint)
+        self.circuit.listeners.append(self._hosts_changed)
         self._main = loop.create_task(pyfuse3.main(min_tasks=4, max_tasks=self.max_requests))
         self._main.add_done_callback(self._ended)
         log.info("mounted the circuit at {where}", where=self.mountpoint)
         self.mounted.callback(self.mountpoint)
+
+    def _hosts_changed(self, event: str, host_id: str) -> None:
+        if event == "left" and self.ops is not None:
+            # The kernel caches the host's directory entry: drop it so ls / is right at once.
+            pyfuse3.invalidate_entry_async(pyfuse3.ROOT_INODE, host_id.encode(), ignore_enoent=True)
 
     def _ended(self, task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -92,4 +98,5 @@ class FuseMount(Service):
             pass
         pyfuse3.close(unmount=True)
         self.circuit.mount_prefixes.remove(self.mountpoint)
+        self.circuit.listeners.remove(self._hosts_changed)
         log.info("unmounted {where}", where=self.mountpoint)

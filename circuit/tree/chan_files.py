@@ -46,11 +46,13 @@ def _trysend(ctx, flags, caller):
 
 
 def _recv(ctx, flags, caller):
-    return ResultHandle(lambda: ctx.element.recv(alive=caller.alive))
+    ch = ctx.element
+    return ResultHandle(lambda: ch.recv(alive=caller.alive), giveback=ch.unrecv)
 
 
 def _tryrecv(ctx, flags, caller):
-    return ResultHandle(lambda: succeed(ctx.element.try_recv()))
+    ch = ctx.element
+    return ResultHandle(lambda: succeed(ch.try_recv()), giveback=ch.unrecv)
 
 
 def _waitsend(ctx, flags, caller):

@@ -21,16 +21,29 @@ class Circuit:
         # Where the tree is mounted on this machine, so a select clause may
         # name a file by its path in the mount.
         self.mount_prefixes: list[str] = []
+        # Told ("joined" | "left", host_id) as hosts come and go (the FUSE view
+        # drops its cached entry for a host that left).
+        self.listeners: list = []
 
     def add_host(self, tree: IHostTree, url: str = "", local: bool = False) -> None:
         self._hosts[tree.host_id] = tree
         self._urls[tree.host_id] = url
+        self._departed.discard(tree.host_id)
+        for listener in self.listeners:
+            listener("joined", tree.host_id)
         if local:
             self.local = tree
 
     def remove_host(self, host_id: str) -> None:
-        if self._hosts.pop(host_id, None) is not None:
+        """The host left or died: calls still waiting on it fail with EHOSTDOWN."""
+        tree = self._hosts.pop(host_id, None)
+        if tree is not None:
             self._departed.add(host_id)
+            left = getattr(tree, "host_left", None)
+            if left is not None:
+                left()
+            for listener in self.listeners:
+                listener("left", host_id)
 
     def host(self, host_id: str) -> IHostTree:
         try:

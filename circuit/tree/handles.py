@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred, succeed
 from zope.interface import implementer
 
 from circuit import errors
@@ -58,8 +58,10 @@ class ResultHandle(Handle):
 
     streaming = True
 
-    def __init__(self, fetch: Callable[[], Deferred]):
+    def __init__(self, fetch: Callable[[], Deferred],
+                 giveback: Optional[Callable[[bytes], None]] = None):
         self._fetch = fetch
+        self._giveback = giveback
         self._pending: Optional[Deferred] = None
         self._result: Optional[bytes] = None
         self._error: Optional[Exception] = None
@@ -77,6 +79,12 @@ class ResultHandle(Handle):
             self._pending.addCallbacks(self._fetched, self._failed)
         return reader.addCallback(lambda result: _slice(result, offset, size))
 
+    def unread(self) -> None:
+        """The result was fetched for a reader that then left: give it back, fetch anew next time."""
+        if self._result is not None and self._giveback is not None:
+            result, self._result, self._pending = self._result, None, None
+            self._giveback(result)
+
     def _reader_left(self, failure):
         # The last reader gave up: give up the fetch too (cancels the recv).
         if len(self._readers) == 0 and self._pending is not None and self._result is None:
@@ -90,16 +98,48 @@ class ResultHandle(Handle):
 
     def _failed(self, failure) -> None:
         self._pending = None
-        if failure.check(errors.CircuitError):
-            self._error = failure.value
-            self._readers.fail_all(failure.value)
-        # Cancelled: the readers have already gone.
+        if failure.check(CancelledError):
+            return  # the readers have already gone
+        error = failure.value if failure.check(errors.CircuitError) else \
+            errors.CircuitError(f"internal error: {failure.getErrorMessage()}")
+        self._error = error
+        self._readers.fail_all(error)
 
     def release(self) -> Deferred:
         if self._pending is not None and self._result is None:
             pending, self._pending = self._pending, None
             pending.cancel()
         return succeed(None)
+
+
+class LazyHandle(Handle):
+    """A handle still being opened (read.N of a value held on another host)."""
+
+    streaming = True
+
+    def __init__(self, opening: Deferred):
+        self._opening = opening
+
+    def read(self, offset: int, size: int) -> Deferred:
+        return _then(self._opening, lambda h: h.read(offset, size))
+
+    def release(self) -> Deferred:
+        return _then(self._opening, lambda h: h.release())
+
+
+def _then(d: Deferred, fn) -> Deferred:
+    """Run fn on d's result without consuming d's result for later callers."""
+    out: Deferred = Deferred()
+
+    def ok(result):
+        maybeDeferred(fn, result).chainDeferred(out)
+        return result
+
+    def bad(failure):
+        out.errback(failure)
+        return None
+    d.addCallbacks(ok, bad)
+    return out
 
 
 class StreamHandle(Handle):

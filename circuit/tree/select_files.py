@@ -7,7 +7,7 @@ from circuit import errors, jsondoc
 from circuit.core.output import Output
 from circuit.core.select import COMMITTED
 from circuit.tree.context import ElementContext, as_json
-from circuit.tree.handles import MessageHandle, ResultHandle, StreamHandle, TextHandle
+from circuit.tree.handles import LazyHandle, MessageHandle, ResultHandle, StreamHandle, TextHandle
 from circuit.tree.table import ControlFile, table
 
 
@@ -90,9 +90,12 @@ def _read_n(ctx, flags, caller):
     if outcome.error is not None:
         return ResultHandle(lambda: fail(outcome.error))
     outcome.consumed = True
-    if isinstance(outcome.value, Output):
-        return StreamHandle(outcome.value)
-    return TextHandle(outcome.value)
+    value = outcome.value
+    if isinstance(value, Output):
+        return StreamHandle(value)
+    if isinstance(value, bytes):
+        return TextHandle(value)
+    return LazyHandle(value.open(caller))  # held by another host
 
 
 def _write_n(ctx, flags, caller):

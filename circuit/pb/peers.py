@@ -1,0 +1,153 @@
+"""Connections to other hosts: one mutual-TLS PB connection per peer, made on demand.
+
+A connection is dialled when first needed and kept; when it breaks, every call
+waiting on it fails at once, and the membership is told (it probes that peer
+straight away).  No call waits on a connection that is not there: dialling,
+the TLS handshake and the first answer all have a deadline.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+from urllib.parse import urlparse
+
+from twisted.internet import endpoints
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail, succeed
+from twisted.internet.error import ConnectError, ConnectionLost, ConnectionDone
+from twisted.logger import Logger
+from twisted.spread import pb
+
+from circuit import errors
+from circuit.pb import wire
+from circuit.tls.options import client_options
+
+log = Logger("circuit.pb")
+
+CONNECT_TIMEOUT = 3.0
+
+
+def parse_url(url: str) -> tuple[str, int, str]:
+    """``circuit://HOST:PORT/XID`` -> (host, port, XID); Invalid otherwise."""
+    u = urlparse(url)
+    host_id = u.path.strip("/")
+    if u.scheme != "circuit" or not u.hostname or not u.port or not host_id:
+        raise errors.Invalid(f"not a circuit URL: {url!r} (want circuit://HOST:PORT/X...)")
+    return u.hostname, u.port, host_id
+
+
+class _Broker(pb.Broker):
+    def connectionMade(self):
+        super().connectionMade()
+        self.transport.setTcpKeepAlive(1)
+
+
+class _Factory(pb.PBClientFactory):
+    """Fires ``ready`` once PB has chosen its dialect: nothing may be sent before."""
+
+    protocol = _Broker
+
+    def __init__(self):
+        super().__init__()
+        self.ready: Deferred = Deferred()
+
+    def clientConnectionMade(self, broker) -> None:
+        if not self.ready.called:
+            self.ready.callback(broker)
+
+
+class Peers:
+    def __init__(self, reactor, credentials, on_lost: Optional[Callable[[str], None]] = None):
+        self._reactor = reactor
+        self._credentials = credentials
+        self._refs: dict[str, pb.RemoteReference] = {}
+        self._dialling: dict[str, list[Deferred]] = {}
+        self._brokers: dict[str, pb.Broker] = {}
+        self._on_lost = on_lost or (lambda peer_id: None)
+
+    def reference(self, peer_id: Optional[str], url: str) -> Deferred:
+        """Deferred[RemoteReference] to the peer's session, dialling if needed."""
+        host, port, url_id = parse_url(url)
+        peer_id = peer_id or url_id
+        ref = self._refs.get(peer_id)
+        if ref is not None:
+            return succeed(ref)
+        waiter: Deferred = Deferred()
+        if peer_id not in self._dialling:
+            self._dialling[peer_id] = []
+            self._dial(peer_id, host, port).addBoth(self._dialled, peer_id)
+        self._dialling[peer_id].append(waiter)
+        return waiter
+
+    def _dialled(self, result, peer_id: str) -> None:
+        waiters = self._dialling.pop(peer_id, [])
+        if isinstance(result, pb.RemoteReference):
+            self._refs[peer_id] = result
+            for w in waiters:
+                w.callback(result)
+        else:
+            for w in waiters:
+                w.errback(result)
+
+    def _dial(self, peer_id: str, host: str, port: int) -> Deferred:
+        endpoint = endpoints.SSL4ClientEndpoint(self._reactor, host, port,
+                                                client_options(self._credentials, peer_id),
+                                                timeout=CONNECT_TIMEOUT)
+        factory = _Factory()
+        connected = endpoint.connect(factory).addCallback(lambda _: factory.ready)
+        connected.addTimeout(CONNECT_TIMEOUT, self._reactor)
+
+        def made(broker):
+            self._brokers[peer_id] = broker
+            broker.notifyOnDisconnect(lambda: self._lost(peer_id, broker))
+            # With TLS 1.3 a refused certificate shows only after the handshake
+            # "succeeds": ask something, with a deadline, before trusting it.
+            ref = broker.remoteForName("root")
+            check = ref.callRemote("hello").addTimeout(CONNECT_TIMEOUT, self._reactor)
+
+            def failed(f):
+                broker.transport.loseConnection()
+                return f
+            return check.addCallbacks(lambda _: ref, failed)
+        return connected.addCallback(made)
+
+    def _lost(self, peer_id: str, broker) -> None:
+        if self._brokers.get(peer_id) is broker:
+            del self._brokers[peer_id]
+            self._refs.pop(peer_id, None)
+            self._on_lost(peer_id)
+
+    def call(self, peer_id: Optional[str], url: str, method: str, *args, timeout: Optional[float] = None
+             ) -> Deferred:
+        """Call ``remote_<method>`` and unwrap its answer; connection trouble is HostDown."""
+        try:
+            d = self.reference(peer_id, url)
+        except errors.CircuitError as e:
+            return fail(e)
+        d.addCallback(lambda ref: ref.callRemote(method, *args))
+        if timeout is not None:
+            d.addTimeout(timeout, self._reactor)
+        return d.addCallbacks(wire.unwrap, self._trouble, errbackArgs=(peer_id or url,))
+
+    def _trouble(self, failure, who):
+        if failure.check(errors.CircuitError, CancelledError):
+            return failure
+        if failure.check(TimeoutError):
+            raise errors.HostDown(f"host {who} did not answer in time")
+        if failure.check(pb.PBConnectionLost, pb.DeadReferenceError, ConnectError, ConnectionLost,
+                         ConnectionDone):
+            raise errors.HostDown(f"host {who} is unreachable ({failure.type.__name__})")
+        log.failure("call to {who} failed", failure, who=who)
+        raise errors.HostDown(f"host {who}: {failure.getErrorMessage()}")
+
+    def disconnect(self, peer_id: str) -> None:
+        broker = self._brokers.pop(peer_id, None)
+        self._refs.pop(peer_id, None)
+        if broker is not None and broker.transport is not None:
+            broker.transport.loseConnection()
+
+    def disconnect_all(self) -> None:
+        for peer_id in list(self._brokers):
+            self.disconnect(peer_id)
+
+    def connected(self) -> list[str]:
+        return list(self._brokers)
+

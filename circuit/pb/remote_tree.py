@@ -1,0 +1,214 @@
+"""The proxy: another host's tree, reached over PB, behind the same IHostTree.
+
+A view cannot tell it from the local tree.  Blocking calls carry a call ID:
+cancelling one (Ctrl-C at the other end of a FUSE mount) cancels it on the
+owner too, and a first read whose answer arrives after its reader left is
+given back (`unread`), so no message is taken for a reader that left.  When the
+owner leaves the circuit every call still waiting fails with EHOSTDOWN.
+"""
+from __future__ import annotations
+
+from itertools import count
+from typing import Any
+
+from twisted.internet.defer import CancelledError, Deferred, fail, gatherResults, succeed
+from zope.interface import implementer
+
+from circuit import errors
+from circuit.core.select import Clause
+from circuit.interfaces import ICaller, IHandle, IHostTree, OpenFlags
+from circuit.pb import wire
+from circuit.tree.handles import Handle, TextHandle
+
+_call_ids = count(1)
+
+
+@implementer(IHostTree)
+class RemoteHostTree:
+    def __init__(self, peers, host_id: str, url: str):
+        self.peers = peers
+        self.host_id = host_id
+        self.url = url
+        self.gone = False
+        self._waiting: set[Deferred] = set()
+
+    # -- calls -------------------------------------------------------------------------
+    def call(self, method: str, *args, timeout: float | None = 30.0) -> Deferred:
+        if self.gone:
+            return fail(errors.HostDown(f"host {self.host_id} has left the circuit"))
+        return self._track(self.peers.call(self.host_id, self.url, method, *args, timeout=timeout))
+
+    def blocking(self, method: str, *args) -> Deferred:
+        """A call that may wait as long as it likes; cancelling it cancels it on the owner."""
+        if self.gone:
+            return fail(errors.HostDown(f"host {self.host_id} has left the circuit"))
+        call_id = next(_call_ids)
+        inner = self.peers.call(self.host_id, self.url, method, *args, call_id, timeout=None)
+        outer = Deferred(lambda _: self._cancel(call_id))
+
+        def answered(result):
+            if not outer.called:  # else the caller left; RemoteHandle gives a first read back
+                outer.callback(result)
+
+        def failed(failure):
+            if not outer.called:
+                outer.errback(failure)
+        inner.addCallbacks(answered, failed)
+        return self._track(outer)
+
+    def _cancel(self, call_id: int) -> None:
+        self.peers.call(self.host_id, self.url, "cancel", call_id, timeout=5).addErrback(lambda f: None)
+
+    def _track(self, d: Deferred) -> Deferred:
+        self._waiting.add(d)
+
+        def done(result):
+            self._waiting.discard(d)
+            return result
+        return d.addBoth(done)
+
+    def host_left(self) -> None:
+        """The owner left or died: nothing waits on it any more."""
+        self.gone = True
+        for d in list(self._waiting):
+            if not d.called:
+                d.errback(errors.HostDown(f"host {self.host_id} has left the circuit"))
+
+    # -- IHostTree ---------------------------------------------------------------------
+    def getattr(self, path: tuple) -> Deferred:
+        return self.call("getattr", list(path)).addCallback(wire.attr_from_wire)
+
+    def listdir(self, path: tuple) -> Deferred:
+        return self.call("listdir", list(path)).addCallback(
+            lambda entries: [(name, wire.attr_from_wire(a)) for name, a in entries])
+
+    def mkdir(self, path: tuple) -> Deferred:
+        return self.call("mkdir", list(path))
+
+    def rmdir(self, path: tuple) -> Deferred:
+        return self.call("rmdir", list(path))
+
+    def unlink(self, path: tuple) -> Deferred:
+        return self.call("unlink", list(path))
+
+    def rename(self, path: tuple, new_path: tuple) -> Deferred:
+        return self.call("rename", list(path), list(new_path))
+
+    def setattr(self, path: tuple, size=None, mode=None, mtime=None) -> Deferred:
+        return self.call("setattr", list(path), size, mode, mtime).addCallback(wire.attr_from_wire)
+
+    def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666) -> Deferred:
+        return self.call("open", list(path), wire.flags_to_wire(flags), mode).addCallback(
+            lambda answer: RemoteHandle(self, answer[0], bool(answer[1]), flags))
+
+    def clause(self, path: tuple, op: str, spelled: str) -> Deferred:
+        # Check now that the owner accepts this clause (EINVAL at write time, as locally).
+        return self.call("clause_check", list(path), op, spelled).addCallback(
+            lambda _: _remote_clause(self, path, op, spelled))
+
+
+def _remote_clause(tree: RemoteHostTree, path: tuple, op: str, spelled: str) -> Clause:
+    wire_path = list(path)
+
+    def commit():
+        return tree.call("clause_commit", wire_path, op, spelled).addCallback(
+            lambda value: RemoteValue(tree, path, value))
+
+    def undo(value: "RemoteValue") -> None:
+        tree.call("clause_undo", wire_path, op, spelled, value.marker()).addErrback(lambda f: None)
+
+    def write(message: bytes) -> Deferred:
+        return send_message(tree, path, message)
+
+    send_like = path[-1] in ("send", "trysend")
+    return Clause(op, spelled, ready=lambda: tree.blocking("clause_ready", wire_path, op, spelled),
+                  commit=commit, undo=undo, write=write if send_like else None)
+
+
+class RemoteValue:
+    """What a remote clause committed: bytes, bytes held by the owner, or a stream to open."""
+
+    def __init__(self, tree: RemoteHostTree, path: tuple, answer: list):
+        self.tree, self.path, self.kind = tree, path, answer[0]
+        self.data: bytes = answer[1] if self.kind == "bytes" else b""
+        self.key = answer[1] if self.kind == "held" else None
+
+    def marker(self) -> Any:
+        return self.data if self.kind == "bytes" else ["held", self.key]
+
+    def open(self, caller: ICaller) -> Deferred:
+        """Deferred[IHandle] reading the value (read.N)."""
+        if self.kind == "bytes":
+            return succeed(TextHandle(self.data))
+        if self.kind == "held":
+            return succeed(_HeldHandle(self.tree, self.key))
+        return self.tree.open(self.path, OpenFlags(read=True), caller)
+
+
+class _HeldHandle(Handle):
+    streaming = True
+
+    def __init__(self, tree: RemoteHostTree, key: int):
+        self._tree, self._key = tree, key
+
+    def read(self, offset: int, size: int) -> Deferred:
+        return self._tree.call("held_read", self._key, offset, size)
+
+    def release(self) -> Deferred:
+        return self._tree.call("held_drop", self._key).addErrback(lambda f: None)
+
+
+@implementer(IHandle)
+class RemoteHandle(Handle):
+    """An open file on another host, read and written in chunks."""
+
+    def __init__(self, tree: RemoteHostTree, hid: int, streaming: bool, flags: OpenFlags):
+        self._tree = tree
+        self._hid = hid
+        self.streaming = streaming
+        self._flags = flags
+        self._released = False
+
+    def read(self, offset: int, size: int) -> Deferred:
+        d = self._tree.blocking("read", self._hid, offset, min(size, wire.MAX_CHUNK))
+        if offset == 0 and self.streaming:
+            # If our reader leaves while the answer is on its way, give the answer back.
+            d.addErrback(self._left)
+        return d
+
+    def _left(self, failure):
+        if failure.check(CancelledError):
+            self._tree.call("unread", self._hid, timeout=5).addErrback(lambda f: None)
+        return failure
+
+    def write(self, offset: int, data: bytes) -> Deferred:
+        writes = [self._tree.blocking("write", self._hid, offset + i, data[i: i + wire.MAX_CHUNK])
+                  for i in range(0, len(data), wire.MAX_CHUNK)] or [succeed(0)]
+        return gatherResults(writes, consumeErrors=True).addCallbacks(
+            lambda _: len(data), lambda f: f.value.subFailure)
+
+    def flush(self) -> Deferred:
+        if not self._flags.write:
+            return succeed(None)  # nothing to deliver: spare the round trip
+        return self._tree.blocking("flush", self._hid)
+
+    def release(self) -> Deferred:
+        if self._released or self._tree.gone:
+            return succeed(None)
+        self._released = True
+        return self._tree.call("release", self._hid).addErrback(lambda f: None)
+
+
+def send_message(tree: RemoteHostTree, path: tuple, message: bytes) -> Deferred:
+    """Open-write-close of a remote ``send``: one message, in chunks."""
+    def opened(handle: RemoteHandle):
+        d = handle.write(0, message) if message else succeed(0)
+        d.addCallback(lambda _: handle.flush())
+        return d.addBoth(lambda result: (handle.release(), result)[1])
+    return tree.open(path, OpenFlags(read=False, write=True, truncate=True), _NoCaller()).addCallback(opened)
+
+
+@implementer(ICaller)
+class _NoCaller:
+    def alive(self) -> bool:
+        return True

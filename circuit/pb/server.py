@@ -1,0 +1,248 @@
+"""The exporter: what a host serves to each peer connection.
+
+One `PeerSession` per connection is the only object PB exports (so the 1024
+references a connection allows are never a limit): open files are plain
+integer handles in the session's own table, blocking calls carry a call ID the
+caller can cancel, and everything is released when the connection goes.
+"""
+from __future__ import annotations
+
+from itertools import count
+from typing import Any, Optional
+
+from cryptography import x509
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.logger import Logger
+from twisted.spread import pb
+from zope.interface import implementer
+
+from circuit import errors
+from circuit.interfaces import ICaller, IHandle
+from circuit.pb import wire
+from circuit.tls.authority import host_id_of
+
+log = Logger("circuit.pb")
+
+MAX_PENDING_CALLS = 10000
+MAX_OPEN_HANDLES = 100000
+
+
+@implementer(pb.IPBRoot)
+class PeerRoot:
+    """Gives every connection its own session."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def rootObject(self, broker) -> "PeerSession":
+        return PeerSession(self.node, broker)
+
+
+@implementer(ICaller)
+class _ConnectionCaller:
+    def __init__(self, session: "PeerSession"):
+        self._session = session
+
+    def alive(self) -> bool:
+        return not self._session.closed
+
+
+class PeerSession(pb.Referenceable):
+    def __init__(self, node, broker):
+        self.node = node
+        self.broker = broker
+        self.closed = False
+        self.peer_id: Optional[str] = None
+        self._handles: dict[int, IHandle] = {}
+        self._ids = count(1)
+        self._pending: dict[Any, Deferred] = {}
+        self._held: dict[int, bytes] = {}
+        self._caller = _ConnectionCaller(self)
+        broker.notifyOnDisconnect(self._disconnected)
+
+    # -- who is calling -----------------------------------------------------------------
+    def _peer(self) -> Optional[str]:
+        if self.peer_id is None:
+            try:
+                cert = self.broker.transport.getPeerCertificate()
+            except Exception:
+                cert = None
+            if cert is not None:
+                self.peer_id = host_id_of(cert.to_cryptography() if hasattr(cert, "to_cryptography")
+                                          else x509.load_der_x509_certificate(cert))
+        return self.peer_id
+
+    def _disconnected(self) -> None:
+        self.closed = True
+        for d in list(self._pending.values()):
+            d.cancel()
+        self._pending.clear()
+        handles, self._handles = self._handles, {}
+        for h in handles.values():
+            h.release()
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _answer(self, fn, *args) -> Deferred:
+        return maybeDeferred(fn, *args).addCallbacks(wire.ok, wire.refusal)
+
+    def _blocking(self, call_id, fn, *args) -> Deferred:
+        """A call that may wait; the caller can cancel it with remote_cancel(call_id)."""
+        if len(self._pending) >= MAX_PENDING_CALLS:
+            return succeed(["err", errors.Busy.errno, "too many calls waiting on this connection"])
+        d = maybeDeferred(fn, *args)
+        if not d.called:
+            self._pending[call_id] = d
+            d.addBoth(self._done, call_id)
+        return d.addCallbacks(wire.ok, wire.refusal)
+
+    def _done(self, result, call_id):
+        self._pending.pop(call_id, None)
+        return result
+
+    def remote_cancel(self, call_id) -> None:
+        d = self._pending.pop(call_id, None)
+        if d is not None:
+            d.cancel()
+
+    def remote_hello(self):
+        return wire.ok(self.node.host_id)
+
+    # -- membership ----------------------------------------------------------------------
+    def remote_ping(self, rumours):
+        return self._answer(self.node.membership.handle_ping, list(rumours))
+
+    def remote_ping_req(self, target_id, target_url, rumours):
+        return self._answer(self.node.membership.handle_ping_req, target_id, target_url, list(rumours))
+
+    def remote_sync(self, state):
+        return self._answer(self.node.membership.handle_sync, list(state))
+
+    # -- the tree ------------------------------------------------------------------------
+    @property
+    def _tree(self):
+        return self.node.tree
+
+    def remote_getattr(self, path):
+        return self._answer(lambda: self._tree.getattr(wire.path_from_wire(path))
+                            .addCallback(wire.attr_to_wire))
+
+    def remote_listdir(self, path):
+        return self._answer(lambda: self._tree.listdir(wire.path_from_wire(path)).addCallback(
+            lambda entries: [[name, wire.attr_to_wire(a)] for name, a in entries]))
+
+    def remote_mkdir(self, path):
+        return self._answer(lambda: self._tree.mkdir(wire.path_from_wire(path)))
+
+    def remote_rmdir(self, path):
+        return self._answer(lambda: self._tree.rmdir(wire.path_from_wire(path)))
+
+    def remote_unlink(self, path):
+        return self._answer(lambda: self._tree.unlink(wire.path_from_wire(path)))
+
+    def remote_rename(self, path, new_path):
+        return self._answer(lambda: self._tree.rename(wire.path_from_wire(path), wire.path_from_wire(new_path)))
+
+    def remote_setattr(self, path, size, mode, mtime):
+        return self._answer(lambda: self._tree.setattr(wire.path_from_wire(path), size, mode, mtime)
+                            .addCallback(wire.attr_to_wire))
+
+    def remote_open(self, path, flags, mode):
+        def opened(handle):
+            if len(self._handles) >= MAX_OPEN_HANDLES:
+                handle.release()
+                raise errors.Busy("too many files open on this connection")
+            hid = next(self._ids)
+            self._handles[hid] = handle
+            return [hid, bool(handle.streaming)]
+        return self._answer(lambda: self._tree.open(wire.path_from_wire(path), wire.flags_from_wire(flags),
+                                                    self._caller, int(mode)).addCallback(opened))
+
+    def _handle(self, hid) -> IHandle:
+        try:
+            return self._handles[hid]
+        except KeyError:
+            raise errors.NotFound("no such open file (it was released)")
+
+    def remote_read(self, hid, offset, size, call_id):
+        size = min(int(size), wire.MAX_CHUNK)
+        return self._blocking(call_id, lambda: self._handle(hid).read(int(offset), size))
+
+    def remote_write(self, hid, offset, data, call_id):
+        if not isinstance(data, bytes) or len(data) > wire.MAX_CHUNK:
+            return succeed(["err", errors.Invalid.errno, "a write must be bytes, at most 256 KiB"])
+        return self._blocking(call_id, lambda: self._handle(hid).write(int(offset), data))
+
+    def remote_flush(self, hid, call_id):
+        return self._blocking(call_id, lambda: self._handle(hid).flush())
+
+    def remote_release(self, hid):
+        handle = self._handles.pop(hid, None)
+        if handle is None:
+            return succeed(wire.ok())
+        return self._answer(handle.release)
+
+    def remote_unread(self, hid):
+        """The caller's reader left after the first read was answered: give it back."""
+        handle = self._handles.get(hid)
+        unread = getattr(handle, "unread", None)
+        if unread is not None:
+            unread()
+        return wire.ok()
+
+    # -- select clauses on this host ----------------------------------------------------
+    def _clause(self, path, op, spelled):
+        return self._tree.clause(wire.path_from_wire(path), str(op), str(spelled))
+
+    def remote_clause_check(self, path, op, spelled):
+        return self._answer(lambda: self._clause(path, op, spelled).addCallback(lambda _: None))
+
+    def remote_clause_ready(self, path, op, spelled, call_id):
+        return self._blocking(call_id, lambda: self._clause(path, op, spelled)
+                              .addCallback(lambda c: c.ready()).addCallback(lambda _: None))
+
+    def remote_clause_commit(self, path, op, spelled):
+        def commit(clause):
+            return maybeDeferred(clause.commit).addCallback(self._commit_to_wire, path)
+        return self._answer(lambda: self._clause(path, op, spelled).addCallback(commit))
+
+    def _commit_to_wire(self, value, path):
+        """Small committed values travel whole; a large one is held here and read in
+        chunks (remote_held_read); a stream is named by its path, to be opened."""
+        if not isinstance(value, bytes):
+            return ["stream", list(path)]
+        if len(value) <= wire.MAX_CHUNK:
+            return ["bytes", value]
+        key = next(self._ids)
+        self._held[key] = value
+        return ["held", key, len(value)]
+
+    def remote_held_read(self, key, offset, size):
+        value = self._held.get(key)
+        if value is None:
+            return ["err", errors.NotFound.errno, "no such held value"]
+        return wire.ok(value[int(offset): int(offset) + min(int(size), wire.MAX_CHUNK)])
+
+    def remote_held_drop(self, key):
+        self._held.pop(key, None)
+        return wire.ok()
+
+    def remote_clause_undo(self, path, op, spelled, value):
+        if isinstance(value, list) and len(value) == 2 and value[0] == "held":
+            value = self._held.pop(value[1], None)
+
+        def undo(clause):
+            if clause.undo is not None and isinstance(value, bytes):
+                clause.undo(value)
+        return self._answer(lambda: self._clause(path, op, spelled).addCallback(undo))
+
+
+
+def listen(reactor, addr: str, credentials, node) -> Deferred:
+    """Deferred[IListeningPort]: serve ``node`` to peers at ``HOST:PORT`` over mutual TLS."""
+    from twisted.internet import endpoints
+
+    from circuit.tls.options import server_options
+    host, _, port = addr.rpartition(":")
+    endpoint = endpoints.SSL4ServerEndpoint(reactor, int(port), server_options(credentials),
+                                            interface=host.strip("[]"))
+    return endpoint.listen(pb.PBServerFactory(PeerRoot(node)))

@@ -1,0 +1,23 @@
+"""Membership messages carried over the peers' PB connections."""
+from __future__ import annotations
+
+from typing import Optional
+
+from zope.interface import implementer
+
+from circuit.membership.swim import ITransport
+
+
+@implementer(ITransport)
+class PBTransport:
+    def __init__(self, peers):
+        self._peers = peers
+
+    def ping(self, member_id: str, url: str, rumours: list):
+        return self._peers.call(member_id, url, "ping", rumours)
+
+    def ping_req(self, via_id: str, via_url: str, target_id: str, target_url: str, rumours: list):
+        return self._peers.call(via_id, via_url, "ping_req", target_id, target_url, rumours)
+
+    def sync(self, member_id: Optional[str], url: str, state: list):
+        return self._peers.call(member_id, url, "sync", state)
