@@ -62,8 +62,16 @@ class Daemon:
                 subprocess.run(["fusermount3", "-u", "-z", str(self.mount)], check=False)
 
 
-def start_daemon(tmp: Path, *extra: str, plugin: bool = False) -> Daemon:
-    mount, data = tmp / "mnt", tmp / "data"
+def make_ca(directory: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "init", str(directory)],
+                   check=True, capture_output=True)
+    return directory
+
+
+def start_daemon(tmp: Path, *extra: str, plugin: bool = False, mount: bool = True,
+                 prefix: tuple = (), wait: bool = True) -> Daemon:
+    """Start a host (in a network namespace when ``prefix`` is e.g. nsenter --net=...)."""
+    mount_dir, data = tmp / "mnt", tmp / "data"
     tmp.mkdir(parents=True, exist_ok=True)
     log = tmp / "daemon.log"
     (data / "url").unlink(missing_ok=True)  # left by an earlier daemon
@@ -72,7 +80,9 @@ def start_daemon(tmp: Path, *extra: str, plugin: bool = False) -> Daemon:
         command = [twistd, "-n", "--pidfile=", "--logfile=-", "circuit"]
     else:
         command = [sys.executable, "-m", "circuit.cli.main", "start"]
-    command += ["-m", str(mount), "--data", str(data), *extra]
+    command = list(prefix) + command + ["--data", str(data), *extra]
+    if mount:
+        command += ["-m", str(mount_dir)]
     out = open(log, "w")
     proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
@@ -85,6 +95,6 @@ def start_daemon(tmp: Path, *extra: str, plugin: bool = False) -> Daemon:
             return None
         url = url_file.read_text().strip()
         host = url.rsplit("/", 1)[1]
-        return url if (mount / host).exists() else None
-    url = wait_for(ready, 20, what="the daemon to mount")
-    return Daemon(proc, mount, data, url, log)
+        return url if (not mount or (mount_dir / host).exists()) else None
+    url = wait_for(ready, 30, what="the daemon to start") if wait else ""
+    return Daemon(proc, mount_dir, data, url, log)

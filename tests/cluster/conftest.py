@@ -1,0 +1,32 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from helpers import make_ca, start_daemon, wait_for  # noqa: E402
+
+
+def start_cluster(tmp: Path, n: int, mount=True, **kwargs):
+    ca = make_ca(tmp / "ca")
+    first = start_daemon(tmp / "h0", "--ca", str(ca), mount=mount, **kwargs)
+    hosts = [first]
+    for i in range(1, n):
+        hosts.append(start_daemon(tmp / f"h{i}", "--ca", str(ca), "-j", first.url, mount=mount, **kwargs))
+    return hosts
+
+
+def members(host) -> list:
+    return sorted(p.name for p in host.mount.iterdir())
+
+
+@pytest.fixture(scope="module")
+def trio(tmp_path_factory):
+    """Three hosts on loopback with their trees mounted, one cluster CA."""
+    hosts = start_cluster(tmp_path_factory.mktemp("trio"), 3)
+    ids = sorted(h.host_id for h in hosts)
+    for h in hosts:
+        wait_for(lambda: members(h) == ids, 10, what="every host to see every host")
+    yield hosts
+    for h in hosts:
+        h.stop()

@@ -1,0 +1,146 @@
+"""Every element of another host, through the local mount, with the same semantics."""
+import json
+import os
+import subprocess
+import time
+
+from conftest import members
+
+
+def test_every_host_sees_every_host(trio):
+    ids = sorted(h.host_id for h in trio)
+    for h in trio:
+        assert members(h) == ids
+        urls = h.sh("cat sys/members").stdout.splitlines()
+        assert urls[0] == h.url and sorted(urls) == sorted(x.url for x in trio)
+
+
+def test_channel_made_remotely_send_here_receive_there(trio):
+    a, b, _ = trio
+    remote = b.mount / a.host_id / "dc" / "chan" / "c-remote"
+    b.sh(f"mkdir {remote} && echo 0 > {remote}/cap")
+    assert (a.root / "dc" / "chan" / "c-remote").is_dir()  # it lives on A
+    sender = subprocess.Popen(["bash", "-c", f"echo over > {remote}/send"])
+    time.sleep(0.3)
+    assert sender.poll() is None  # cap 0 across hosts: waits for the receiver
+    assert a.sh("cat dc/chan/c-remote/recv").stdout == "over\n"
+    assert sender.wait(10) == 0
+
+
+def test_receive_remotely_and_errors_cross(trio):
+    a, b, c = trio
+    a.sh("mkdir dc/chan/c2 && echo 3 > dc/chan/c2/cap && echo one > dc/chan/c2/send")
+    path = c.mount / a.host_id / "dc" / "chan" / "c2"
+    assert c.sh(f"cat {path}/recv").stdout == "one\n"
+    r = c.sh(f"echo 9 > {path}/cap", check=False)
+    assert r.returncode == 1 and "Device or resource busy" in r.stderr
+    assert (path / "error").read_text() == "cap is already set to 3 (EBUSY)\n"
+    r = c.sh(f"cat {path}/tryrecv", check=False)
+    assert "Resource temporarily unavailable" in r.stderr
+    assert "No such file" in c.sh(f"cat {c.mount / a.host_id}/dc/chan/nope/recv", check=False).stderr
+
+
+def test_order_and_exactly_once_across_three_hosts(trio, tmp_path):
+    a, b, c = trio
+    a.sh("mkdir dc/chan/many && echo 2 > dc/chan/many/cap")
+    out = tmp_path / "out"
+    out.mkdir()
+    senders = []
+    for host, tag in ((b, "b"), (c, "c")):
+        ch = host.mount / a.host_id / "dc" / "chan" / "many"
+        senders.append(subprocess.Popen(
+            ["bash", "-c", f"for i in $(seq 1 40); do echo {tag}$i > {ch}/send; done"]))
+    readers = []
+    for host, tag in ((a, "a"), (b, "b"), (c, "c")):
+        ch = host.mount / a.host_id / "dc" / "chan" / "many"
+        readers.append(subprocess.Popen(
+            ["bash", "-c", f"for i in $(seq 1 40); do cat {ch}/recv >> {out}/{tag} || exit 1; done"]))
+    for p in senders:
+        assert p.wait(60) == 0
+    a.sh("sleep 0.5; echo close > dc/chan/many/close")
+    for p in readers:
+        p.wait(60)
+    got = [line for f in out.iterdir() for line in f.read_text().split()]
+    assert sorted(got) == sorted([f"b{i}" for i in range(1, 41)] + [f"c{i}" for i in range(1, 41)])
+    # each reader saw each sender's messages in the order they were sent
+    for f in out.iterdir():
+        seq = f.read_text().split()
+        for tag in "bc":
+            mine = [int(x[1:]) for x in seq if x[0] == tag]
+            assert mine == sorted(mine)
+
+
+def test_64_mib_message_across_hosts(trio):
+    a, b, _ = trio
+    a.sh("mkdir dc/chan/big && echo 1 > dc/chan/big/cap")
+    payload = os.urandom(1 << 20) * 64
+    with open(b.mount / a.host_id / "dc/chan/big/send", "wb") as f:
+        f.write(payload)
+    with open(b.mount / a.host_id / "dc/chan/big/recv", "rb") as f:
+        assert f.read() == payload
+
+
+def test_ctrl_c_on_a_remote_recv_takes_nothing(trio):
+    a, b, _ = trio
+    a.sh("mkdir dc/chan/cc && echo 1 > dc/chan/cc/cap")
+    ch = b.mount / a.host_id / "dc/chan/cc"
+    r = b.sh(f"timeout 0.4 cat {ch}/recv", check=False)
+    assert r.returncode == 124
+    a.sh("echo kept > dc/chan/cc/send")
+    assert b.sh(f"cat {ch}/recv").stdout == "kept\n"
+    assert json.loads((a.root / "dc/chan/cc/stat").read_text())["receivers_waiting"] == 0
+
+
+def test_remote_process_with_large_output(trio):
+    a, b, _ = trio
+    p = b.mount / a.host_id / "dc/proc/big"
+    b.sh(f"mkdir {p}")
+    (p / "run").write_text(json.dumps({"path": "/usr/bin/head", "args": ["-c", "200000000", "/dev/zero"]}))
+    assert json.loads(b.sh(f"cat {p}/waitexit", timeout=120).stdout)["exit"] == 0
+    assert b.sh(f"wc -c < {p}/stdout", timeout=120).stdout.strip() == "200000000"
+
+
+def test_remote_process_stdin_and_signal(trio):
+    a, _, c = trio
+    p = c.mount / a.host_id / "dc/proc/cat"
+    c.sh(f"""mkdir {p} && echo '{{"path": "/bin/cat"}}' > {p}/run
+echo through > {p}/stdin""")
+    assert json.loads(c.sh(f"cat {p}/waitexit").stdout)["exit"] == 0
+    assert c.sh(f"cat {p}/stdout").stdout == "through\n"
+    q = c.mount / a.host_id / "dc/proc/sleeper"
+    c.sh(f"""mkdir {q} && echo '{{"path": "/bin/sleep", "args": ["30"]}}' > {q}/run
+echo TERM > {q}/signal""")
+    assert json.loads(c.sh(f"cat {q}/waitexit").stdout)["signal"] == "TERM"
+
+
+def test_select_across_hosts(trio):
+    a, b, c = trio
+    a.sh("mkdir dc/chan/sa && echo 1 > dc/chan/sa/cap")
+    c.sh("mkdir dc/chan/sc && echo 0 > dc/chan/sc/cap")
+    b.sh(f"""mkdir dc/select/s && cat > dc/select/s/select << EOF
+[{{"op": "r", "file": "/{a.host_id}/dc/chan/sa/recv"}},
+ {{"op": "r", "file": "{b.mount}/{c.host_id}/dc/chan/sc/recv"}}]
+EOF""")
+    subprocess.Popen(["bash", "-c", f"echo from-c > {c.root}/dc/chan/sc/send"])
+    assert json.loads(b.sh("cat dc/select/s/wait").stdout) == {"clause": 1, "file": "read.1"}
+    assert b.sh("cat dc/select/s/read.1").stdout == "from-c\n"
+    a.sh("echo stays > dc/chan/sa/send")
+    assert a.sh("cat dc/chan/sa/recv").stdout == "stays\n"  # only one clause committed
+
+
+def test_abort_of_a_remote_select_gives_the_message_back(trio):
+    a, b, _ = trio
+    a.sh("mkdir dc/chan/ab && echo 2 > dc/chan/ab/cap && echo first > dc/chan/ab/send")
+    b.sh(f"""mkdir dc/select/ab
+echo '[{{"op": "r", "file": "/{a.host_id}/dc/chan/ab/recv"}}]' > dc/select/ab/select
+cat dc/select/ab/wait > /dev/null
+echo abort > dc/select/ab/abort""")
+    assert a.sh("cat dc/chan/ab/recv").stdout == "first\n"
+
+
+def test_select_refuses_remote_files_it_cannot_wait_on(trio):
+    a, b, _ = trio
+    a.sh("mkdir dc/chan/rs && echo 1 > dc/chan/rs/cap")
+    r = b.sh(f"mkdir dc/select/bad && echo '[{{\"op\": \"r\", \"file\": \"/{a.host_id}/dc/chan/rs/stat\"}}]'"
+             " > dc/select/bad/select", check=False)
+    assert r.returncode == 1 and "Invalid argument" in r.stderr
