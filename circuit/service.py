@@ -99,6 +99,8 @@ class CircuitService(MultiService):
         why = failure.value.message if failure.check(errors.CircuitError) else failure.getErrorMessage()
         log.failure("could not start: {why}", failure, why=why)
         os.write(2, f"circuit: could not start: {why}\n".encode())
+        # Shut down cleanly (unmount, stop listening), then exit non-zero.
+        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
         self.reactor.stop()
 
     # -- the cluster -------------------------------------------------------------------
