@@ -84,8 +84,10 @@ class CircuitService(MultiService):
         self.membership.start()
         if self.settings.join:
             yield self.membership.join(self.settings.join)
-        with open(os.path.join(self.settings.data, "url"), "w") as f:
+        url_file = os.path.join(self.settings.data, "url")
+        with open(url_file + ".new", "w") as f:  # replaced whole: readers never see half a URL
             f.write(self.host.url + "\n")
+        os.replace(url_file + ".new", url_file)
         # The URL on a line of its own on the real standard output (twistd has
         # replaced sys.stdout with a logger), for people and scripts.
         try:

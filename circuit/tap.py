@@ -6,6 +6,7 @@ import sys
 
 from twisted.python import usage
 
+from circuit.membership.timing import Timing
 from circuit.service import Settings
 
 
@@ -23,6 +24,13 @@ class Options(usage.Options):
                            "(default DATA/ca, made on first start)"],
         ["fs-root", None, None, "the directory exported as fs/ (default DATA/fs)"],
         ["max-fuse-requests", None, 10000, "FUSE requests served at once (blocked readers count)", int],
+        ["probe-interval", None, Timing.probe_interval, "membership: seconds between probes", float],
+        ["probe-timeout", None, Timing.probe_timeout, "membership: seconds to wait for a probe's answer",
+         float],
+        ["suspicion-min", None, Timing.suspicion_min,
+         "membership: a suspect that refutes within this many seconds is never declared dead", float],
+        ["suspicion-max", None, Timing.suspicion_max,
+         "membership: seconds before an unconfirmed suspect is declared dead", float],
     ]
     optFlags = [
         ["allow-other", None, "let other users use the mount (FUSE allow_other)"],
@@ -32,6 +40,10 @@ class Options(usage.Options):
         host, _, port = self["addr"].rpartition(":")
         if not host or not port.isdigit():
             raise usage.UsageError(f"--addr wants HOST:PORT, not {self['addr']!r}")
+        t = [self["probe-interval"], self["probe-timeout"], self["suspicion-min"], self["suspicion-max"]]
+        if min(t) <= 0 or t[1] >= t[0] or t[2] > t[3]:
+            raise usage.UsageError("timings: want 0 < probe-timeout < probe-interval "
+                                   "and 0 < suspicion-min <= suspicion-max")
 
 
 def settings_from(options: Options) -> Settings:
@@ -39,7 +51,9 @@ def settings_from(options: Options) -> Settings:
         addr=options["addr"], mount=options["mount"], join=options["join"],
         data=options["data"], ca=options["ca"], fs_root=options["fs-root"],
         allow_other=bool(options["allow-other"]),
-        max_fuse_requests=options["max-fuse-requests"])
+        max_fuse_requests=options["max-fuse-requests"],
+        timing=Timing(probe_interval=options["probe-interval"], probe_timeout=options["probe-timeout"],
+                      suspicion_min=options["suspicion-min"], suspicion_max=options["suspicion-max"]))
 
 
 def _ensure_asyncio_reactor():

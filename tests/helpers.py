@@ -26,6 +26,9 @@ def is_mounted(path: Path) -> bool:
         return any(line.split()[1] == target for line in f)
 
 
+STARTED: list = []  # every daemon the tests started; the session kills stragglers
+
+
 @dataclass
 class Daemon:
     proc: subprocess.Popen
@@ -58,6 +61,10 @@ class Daemon:
             self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise
         finally:
             if is_mounted(self.mount):
                 subprocess.run(["fusermount3", "-u", "-z", str(self.mount)], check=False)
@@ -97,5 +104,7 @@ def start_daemon(tmp: Path, *extra: str, plugin: bool = False, mount: bool = Tru
         url = url_file.read_text().strip()
         host = url.rsplit("/", 1)[1]
         return url if (not mount or (mount_dir / host).exists()) else None
-    url = wait_for(ready, 30, what="the daemon to start") if wait else ""
-    return Daemon(proc, mount_dir, data, url, log)
+    daemon = Daemon(proc, mount_dir, data, "", log)
+    STARTED.append(daemon)
+    daemon.url = wait_for(ready, 30, what="the daemon to start") if wait else ""
+    return daemon

@@ -42,6 +42,9 @@ class ITransport(Interface):
     def sync(member_id: Optional[str], url: str, state: list):
         """Deferred[list]: exchange full states (``member_id`` None when joining by URL)."""
 
+    def connected(member_id: str) -> bool:
+        """Is a connection to the member already open (a probe need not dial first)?"""
+
 
 @dataclass
 class Member:
@@ -67,6 +70,10 @@ class Membership:
         self.url = my_url
         self.incarnation = 0
         self.leaving = False
+        # Lifeguard's local health: rises when this host misses answers or must
+        # refute a suspicion of itself (it is likely the slow one), and stretches
+        # its timeouts so that an overloaded host does not accuse healthy ones.
+        self.health = 0
         self.members: dict[str, Member] = {}
         self.timing = timing
         self._transport = transport
@@ -185,6 +192,7 @@ class Membership:
         if rumour.state in (SUSPECT, DEAD) and rumour.incarnation >= self.incarnation:
             # Refute: only I may raise my incarnation.
             self.incarnation = rumour.incarnation + 1
+            self._worse()
             self._spread(Rumour(ALIVE, self.id, self.url, self.incarnation))
 
     def _add(self, rumour: Rumour) -> None:
@@ -281,15 +289,27 @@ class Membership:
         if member.id in self._probing:
             return succeed(None)
         self._probing.add(member.id)
-        d = self._timed(self._transport.ping(member.id, member.url, self.rumours()),
-                        self.timing.probe_timeout)
-        d.addCallbacks(self._acked, lambda f: self._probe_indirectly(member))
+        timeout = self._probe_timeout()
+        if not self._transport.connected(member.id):
+            timeout += self.timing.connect_allowance
+        d = self._timed(self._transport.ping(member.id, member.url, self.rumours()), timeout)
+        d.addCallbacks(self._direct_ack, lambda f: self._probe_indirectly(member))
         d.addBoth(self._probed, member.id)
         return d
 
     def _probed(self, result, member_id: str):
         self._probing.discard(member_id)
         return None
+
+    def _probe_timeout(self) -> float:
+        return self.timing.probe_timeout * (1 + self.health)
+
+    def _worse(self) -> None:
+        self.health = min(self.timing.max_health, self.health + 1)
+
+    def _direct_ack(self, rumours: list) -> None:
+        self.health = max(0, self.health - 1)
+        self._acked(rumours)
 
     def _acked(self, rumours: list) -> None:
         for item in rumours or []:
@@ -302,13 +322,15 @@ class Membership:
             self.suspect(member.id)
             return succeed(None)
         # Indirect probes get the rest of the period plus one more.
-        wait = self.timing.probe_interval
+        wait = self.timing.probe_interval * (1 + self.health)
         asks = [self._timed(self._transport.ping_req(h.id, h.url, member.id, member.url, self.rumours()),
                             wait) for h in helpers]
         result = Deferred()
 
         def answered(rumours):
             if not result.called:
+                # Others reached it where we could not: we may be the slow one.
+                self._worse()
                 self._acked(rumours)
                 result.callback(None)
 
@@ -316,6 +338,7 @@ class Membership:
             if not result.called:
                 self.suspect(member.id)
                 result.callback(None)
+
         for a in asks:
             a.addCallbacks(answered, lambda f: None)
         DeferredList(asks, consumeErrors=True).addCallback(all_failed)
@@ -336,7 +359,7 @@ class Membership:
         if target_id == self.id:
             return succeed(self.rumours())
         d = self._timed(self._transport.ping(target_id, target_url, self.rumours()),
-                        self.timing.probe_timeout)
+                        self._probe_timeout())
         return d.addCallback(lambda theirs: (self._acked(theirs), self.rumours())[1])
 
     def handle_sync(self, state: list) -> list:

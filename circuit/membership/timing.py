@@ -18,6 +18,8 @@ class Timing:
     sync_interval: float = 10.0     # full state exchange with one random member
     reconnect_interval: float = 2.0  # try one dead member again (heals partitions)
     tombstone: float = 600.0        # forget dead members after this long
+    connect_allowance: float = 2.0  # extra time for a probe that must first dial the member
+    max_health: int = 8             # Lifeguard: a struggling host waits up to (1 + 8) x longer
 
 
 def suspicion_timeout(timing: Timing, confirmations: int, expected: int) -> float:

@@ -18,6 +18,7 @@ from twisted.spread import pb
 
 from circuit import errors
 from circuit.pb import wire
+from circuit.pb.server import strict_security
 from circuit.tls.options import client_options
 
 log = Logger("circuit.pb")
@@ -46,7 +47,7 @@ class _Factory(pb.PBClientFactory):
     protocol = _Broker
 
     def __init__(self):
-        super().__init__()
+        super().__init__(security=strict_security())
         self.ready: Deferred = Deferred()
 
     def clientConnectionMade(self, broker) -> None:
@@ -148,6 +149,6 @@ class Peers:
         for peer_id in list(self._brokers):
             self.disconnect(peer_id)
 
-    def connected(self) -> list[str]:
-        return list(self._brokers)
+    def is_connected(self, peer_id: str) -> bool:
+        return peer_id in self._refs
 

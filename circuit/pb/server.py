@@ -13,7 +13,7 @@ from typing import Any, Optional
 from cryptography import x509
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
-from twisted.spread import pb
+from twisted.spread import jelly, pb
 from zope.interface import implementer
 
 from circuit import errors
@@ -24,6 +24,17 @@ from circuit.tls.authority import host_id_of
 log = Logger("circuit.pb")
 
 MAX_PENDING_CALLS = 10000
+
+
+def strict_security() -> jelly.SecurityOptions:
+    """Plain data only: lists, tuples, dicts, strings, bytes, numbers, None.
+
+    Our own object rather than PB's global one, which any import may widen with
+    setUnjellyableForClass; circuit registers no classes at all.
+    """
+    security = jelly.SecurityOptions()
+    security.allowBasicTypes()
+    return security
 MAX_OPEN_HANDLES = 100000
 
 
@@ -245,4 +256,4 @@ def listen(reactor, addr: str, credentials, node) -> Deferred:
     host, _, port = addr.rpartition(":")
     endpoint = endpoints.SSL4ServerEndpoint(reactor, int(port), server_options(credentials),
                                             interface=host.strip("[]"))
-    return endpoint.listen(pb.PBServerFactory(PeerRoot(node)))
+    return endpoint.listen(pb.PBServerFactory(PeerRoot(node), security=strict_security()))

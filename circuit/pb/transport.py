@@ -21,3 +21,6 @@ class PBTransport:
 
     def sync(self, member_id: Optional[str], url: str, state: list):
         return self._peers.call(member_id, url, "sync", state)
+
+    def connected(self, member_id: str) -> bool:
+        return self._peers.is_connected(member_id)

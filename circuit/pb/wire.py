@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, TimeoutError
+from twisted.logger import Logger
 
 from circuit import errors
 from circuit.interfaces import Attr, OpenFlags
+
+log = Logger("circuit.pb")
 
 # The most a single read or write may carry: under Banana's 640 KiB string limit.
 MAX_CHUNK = 256 * 1024
@@ -25,12 +28,15 @@ def ok(value: Any = None) -> list:
 
 
 def refusal(failure) -> list:
-    """An errback that turns a core refusal into data (anything else stays a failure)."""
+    """An errback that turns any failure into data: no traceback ever crosses the wire."""
     if failure.check(errors.CircuitError):
         return ["err", failure.value.errno, failure.value.message]
     if failure.check(CancelledError):
         return ["err", errors.Interrupted.errno, "cancelled by the caller"]
-    return failure
+    if failure.check(TimeoutError):
+        return ["err", errors.HostDown.errno, "no answer in time"]
+    log.failure("serving a peer", failure)
+    return ["err", errors.CircuitError.errno, f"internal error: {failure.getErrorMessage()}"]
 
 
 def unwrap(answer: Any) -> Any:

@@ -59,6 +59,9 @@ class MemoryTransport:
         return self.net.call(self.url, via_url,
                              lambda m: m.handle_ping_req(target_id, target_url, rumours))
 
+    def connected(self, member_id):
+        return True
+
     def sync(self, member_id, url, state):
         if url not in self.net.hosts:
             return fail(ConnectionRefusedError())
