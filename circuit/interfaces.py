@@ -64,6 +64,12 @@ class IHandle(Interface):
     def release():
         """Deferred: the last descriptor is closed; give back whatever was not taken."""
 
+    def known_size():
+        """The content's whole size once known (a fetched message, a fixed text), else None."""
+
+    def unread():
+        """Optional: the first read's answer never reached its reader; give it back."""
+
 
 class IHostTree(Interface):
     """One host's tree, ``/X.../`` and below; paths are tuples of names under it.

@@ -21,6 +21,7 @@ from circuit.pb import wire
 from circuit.tree.handles import Handle, TextHandle
 
 _call_ids = count(1)
+_FRESH = 1.0  # seconds an attribute answer stays good for the question that follows it
 
 
 @implementer(IHostTree)
@@ -31,6 +32,8 @@ class RemoteHostTree:
         self.url = url
         self.gone = False
         self._waiting: set[Deferred] = set()
+        self._handles = count(1)
+        self._fresh: dict[tuple, tuple[float, Any]] = {}  # path -> (when, Attr) from mkdir
 
     # -- calls -------------------------------------------------------------------------
     def call(self, method: str, *args, timeout: float | None = 30.0) -> Deferred:
@@ -76,6 +79,9 @@ class RemoteHostTree:
 
     # -- IHostTree ---------------------------------------------------------------------
     def getattr(self, path: tuple) -> Deferred:
+        fresh = self._fresh.pop(path, None)
+        if fresh is not None and self.peers.clock() - fresh[0] < _FRESH:
+            return succeed(fresh[1])
         return self.call("getattr", list(path)).addCallback(wire.attr_from_wire)
 
     def listdir(self, path: tuple) -> Deferred:
@@ -83,7 +89,10 @@ class RemoteHostTree:
             lambda entries: [(name, wire.attr_from_wire(a)) for name, a in entries])
 
     def mkdir(self, path: tuple) -> Deferred:
-        return self.call("mkdir", list(path))
+        def made(answer):
+            # A view asks for the attributes next: keep them for that one question.
+            self._fresh[path] = (self.peers.clock(), wire.attr_from_wire(answer))
+        return self.call("mkdir", list(path)).addCallback(made)
 
     def rmdir(self, path: tuple) -> Deferred:
         return self.call("rmdir", list(path))
@@ -98,8 +107,16 @@ class RemoteHostTree:
         return self.call("setattr", list(path), size, mode, mtime).addCallback(wire.attr_from_wire)
 
     def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666) -> Deferred:
-        return self.call("open", list(path), wire.flags_to_wire(flags), mode).addCallback(
-            lambda answer: RemoteHandle(self, answer[0], bool(answer[1]), flags))
+        hid = next(self._handles)
+        opening = self.call("open", list(path), wire.flags_to_wire(flags), mode, hid)
+        if path[:1] == ("fs",):
+            # Ordinary files: wait, so open(2) itself reports ENOENT, EISDIR and the like.
+            return opening.addCallback(lambda streaming: RemoteHandle(self, hid, streaming, flags))
+        # Control files: the reads and writes go right behind the open (PB keeps the
+        # order, the owner answers them as the open went); a refused open shows at the
+        # first read or write, the handle's release is all the cleanup it needs.
+        opening.addErrback(lambda f: None)
+        return succeed(RemoteHandle(self, hid, True, flags))
 
     def clause(self, path: tuple, op: str, spelled: str) -> Deferred:
         # Check now that the owner accepts this clause (EINVAL at write time, as locally).
@@ -168,13 +185,26 @@ class RemoteHandle(Handle):
         self.streaming = streaming
         self._flags = flags
         self._released = False
+        self._size: Any = None  # the content's whole size, once the owner has told us
+
+    def known_size(self):
+        return self._size
 
     def read(self, offset: int, size: int) -> Deferred:
+        if self._size is not None and offset >= self._size:
+            return succeed(b"")  # the end, known already: spare the round trip
         d = self._tree.blocking("read", self._hid, offset, min(size, wire.MAX_CHUNK))
+        d.addCallback(self._got)
         if offset == 0 and self.streaming:
             # If our reader leaves while the answer is on its way, give the answer back.
             d.addErrback(self._left)
         return d
+
+    def _got(self, answer) -> bytes:
+        data, size = answer
+        if size is not None:
+            self._size = size
+        return data
 
     def _left(self, failure):
         if failure.check(CancelledError):

@@ -58,6 +58,13 @@ class _ConnectionCaller:
         return not self._session.closed
 
 
+class _Refused:
+    """An open that failed: the calls pipelined behind it fail the same way."""
+
+    def __init__(self, failure):
+        self.failure = failure
+
+
 class PeerSession(pb.Referenceable):
     def __init__(self, node, broker):
         self.node = node
@@ -90,7 +97,8 @@ class PeerSession(pb.Referenceable):
         self._pending.clear()
         handles, self._handles = self._handles, {}
         for h in handles.values():
-            h.release()
+            if not isinstance(h, _Refused):
+                h.release()
 
     # -- plumbing ------------------------------------------------------------------------
     def _answer(self, fn, *args) -> Deferred:
@@ -142,7 +150,10 @@ class PeerSession(pb.Referenceable):
             lambda entries: [[name, wire.attr_to_wire(a)] for name, a in entries]))
 
     def remote_mkdir(self, path):
-        return self._answer(lambda: self._tree.mkdir(wire.path_from_wire(path)))
+        """Answers the new directory's attributes: the caller's next question."""
+        path = wire.path_from_wire(path)
+        return self._answer(lambda: self._tree.mkdir(path).addCallback(
+            lambda _: self._tree.getattr(path)).addCallback(wire.attr_to_wire))
 
     def remote_rmdir(self, path):
         return self._answer(lambda: self._tree.rmdir(wire.path_from_wire(path)))
@@ -157,26 +168,41 @@ class PeerSession(pb.Referenceable):
         return self._answer(lambda: self._tree.setattr(wire.path_from_wire(path), size, mode, mtime)
                             .addCallback(wire.attr_to_wire))
 
-    def remote_open(self, path, flags, mode):
+    def remote_open(self, path, flags, mode, hid):
+        """Open with the caller's own handle number, so it can send reads and writes
+        right behind the open without waiting for its answer (PB keeps the order)."""
+        if not isinstance(hid, int) or hid in self._handles:
+            return succeed(["err", errors.Invalid.errno, "a bad or duplicate handle number"])
+        if len(self._handles) >= MAX_OPEN_HANDLES:
+            return succeed(["err", errors.Busy.errno, "too many files open on this connection"])
+
         def opened(handle):
-            if len(self._handles) >= MAX_OPEN_HANDLES:
-                handle.release()
-                raise errors.Busy("too many files open on this connection")
-            hid = next(self._ids)
             self._handles[hid] = handle
-            return [hid, bool(handle.streaming)]
+            return bool(handle.streaming)
+
+        def refused(failure):
+            self._handles[hid] = _Refused(failure)  # what the reads and writes behind it get
+            return failure
         return self._answer(lambda: self._tree.open(wire.path_from_wire(path), wire.flags_from_wire(flags),
-                                                    self._caller, int(mode)).addCallback(opened))
+                                                    self._caller, int(mode)).addCallbacks(opened, refused))
 
     def _handle(self, hid) -> IHandle:
-        try:
-            return self._handles[hid]
-        except KeyError:
+        handle = self._handles.get(hid)
+        if handle is None:
             raise errors.NotFound("no such open file (it was released)")
+        if isinstance(handle, _Refused):
+            handle.failure.raiseException()
+        return handle
 
     def remote_read(self, hid, offset, size, call_id):
+        """Answers [data, size]: the file's whole size when known, so the caller can
+        answer the read at the end itself."""
         size = min(int(size), wire.MAX_CHUNK)
-        return self._blocking(call_id, lambda: self._handle(hid).read(int(offset), size))
+
+        def read():
+            handle = self._handle(hid)
+            return handle.read(int(offset), size).addCallback(lambda data: [data, handle.known_size()])
+        return self._blocking(call_id, read)
 
     def remote_write(self, hid, offset, data, call_id):
         if not isinstance(data, bytes) or len(data) > wire.MAX_CHUNK:
@@ -188,7 +214,7 @@ class PeerSession(pb.Referenceable):
 
     def remote_release(self, hid):
         handle = self._handles.pop(hid, None)
-        if handle is None:
+        if handle is None or isinstance(handle, _Refused):
             return succeed(wire.ok())
         return self._answer(handle.release)
 
@@ -256,4 +282,13 @@ def listen(reactor, addr: str, credentials, node) -> Deferred:
     host, _, port = addr.rpartition(":")
     endpoint = endpoints.SSL4ServerEndpoint(reactor, int(port), server_options(credentials),
                                             interface=host.strip("[]"))
-    return endpoint.listen(pb.PBServerFactory(PeerRoot(node), security=strict_security()))
+    factory = pb.PBServerFactory(PeerRoot(node), security=strict_security())
+    factory.protocol = _ServerBroker
+    return endpoint.listen(factory)
+
+
+class _ServerBroker(pb.Broker):
+    def connectionMade(self):
+        super().connectionMade()
+        from circuit.pb.peers import tune
+        tune(self.transport)

@@ -33,6 +33,10 @@ class Handle:
     def release(self) -> Deferred:
         return succeed(None)
 
+    def known_size(self) -> Optional[int]:
+        """The whole content's size once it is known (lets a remote reader stop early)."""
+        return None
+
 
 def _slice(data: bytes, offset: int, size: int) -> bytes:
     return data[offset : offset + size]
@@ -46,6 +50,9 @@ class TextHandle(Handle):
 
     def read(self, offset: int, size: int) -> Deferred:
         return succeed(_slice(self.content, offset, size))
+
+    def known_size(self) -> Optional[int]:
+        return len(self.content)
 
 
 class ResultHandle(Handle):
@@ -78,6 +85,9 @@ class ResultHandle(Handle):
             self._pending = maybeDeferred(self._fetch)
             self._pending.addCallbacks(self._fetched, self._failed)
         return reader.addCallback(lambda result: _slice(result, offset, size))
+
+    def known_size(self) -> Optional[int]:
+        return None if self._result is None else len(self._result)
 
     def unread(self) -> None:
         """The result was fetched for a reader that then left: give it back, fetch anew next time."""

@@ -65,6 +65,14 @@ class _Recording(Handle):
     def release(self):
         return self.inner.release().addErrback(self._note)
 
+    def known_size(self):
+        return self.inner.known_size()
+
+    def unread(self):
+        unread = getattr(self.inner, "unread", None)
+        if unread is not None:
+            unread()
+
 
 @implementer(IHostTree)
 class LocalHostTree:

@@ -1,0 +1,94 @@
+"""A bare Perspective Broker round trip over mutual TLS: the floor for cross-host figures.
+
+    python bench/bare_pb.py serve CA_DIR PORT_FILE      # echo server, prints nothing
+    python bench/bare_pb.py time CA_DIR PORT N          # N sequential round trips; prints seconds each
+
+Same TLS options, certificates and reactor as circuit's hosts, no semantics:
+``remote_echo`` returns its argument.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+# The daemons run from the repository (python -m circuit...): use the same code.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _reactor():
+    from twisted.internet import asyncioreactor
+    asyncioreactor.install(asyncio.new_event_loop())
+    from twisted.internet import reactor
+    return reactor
+
+
+def serve(ca_dir: str, port_file: str) -> None:
+    reactor = _reactor()
+    from twisted.internet import endpoints
+    from twisted.spread import pb
+
+    from circuit.tls import authority
+    from circuit.tls.options import server_options
+
+    class Echo(pb.Root):
+        def remote_echo(self, value):
+            return value
+
+    creds = authority.issue_host(authority.load(ca_dir), "X00000000000b0001")
+    endpoint = endpoints.SSL4ServerEndpoint(reactor, 0, server_options(creds), interface="127.0.0.1")
+
+    def listening(port):
+        with open(port_file + ".new", "w") as f:
+            f.write(str(port.getHost().port))
+        os.replace(port_file + ".new", port_file)
+    endpoint.listen(pb.PBServerFactory(Echo())).addCallback(listening)
+    reactor.run()
+
+
+def time_round_trips(ca_dir: str, port: int, n: int) -> None:
+    reactor = _reactor()
+    from twisted.internet import endpoints
+    from twisted.internet.defer import Deferred, inlineCallbacks
+    from twisted.spread import pb
+
+    from circuit.tls import authority
+    from circuit.tls.options import client_options
+
+    creds = authority.issue_host(authority.load(ca_dir), "X00000000000b0002")
+
+    class Factory(pb.PBClientFactory):
+        def __init__(self):
+            super().__init__()
+            self.ready = Deferred()
+
+        def clientConnectionMade(self, broker):
+            self.ready.callback(broker)
+
+    @inlineCallbacks
+    def run():
+        factory = Factory()
+        endpoint = endpoints.SSL4ClientEndpoint(reactor, "127.0.0.1", port,
+                                                client_options(creds, "X00000000000b0001"))
+        yield endpoint.connect(factory)
+        broker = yield factory.ready
+        root = broker.remoteForName("root")
+        for _ in range(50):
+            yield root.callRemote("echo", b"x")
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            yield root.callRemote("echo", b"x")
+            times.append(time.perf_counter() - t)
+        print(" ".join(f"{x:.9f}" for x in times))
+        reactor.stop()
+    reactor.callWhenRunning(run)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        serve(sys.argv[2], sys.argv[3])
+    else:
+        time_round_trips(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
