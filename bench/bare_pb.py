@@ -66,13 +66,18 @@ def time_round_trips(ca_dir: str, port: int, n: int) -> None:
         def clientConnectionMade(self, broker):
             self.ready.callback(broker)
 
-    @inlineCallbacks
     def run():
+        d = measure()
+        d.addErrback(lambda f: print(f"bare PB: {f.getErrorMessage()}", file=sys.stderr))
+        d.addBoth(lambda _: reactor.stop())
+
+    @inlineCallbacks
+    def measure():
         factory = Factory()
         endpoint = endpoints.SSL4ClientEndpoint(reactor, "127.0.0.1", port,
                                                 client_options(creds, "X00000000000b0001"))
-        yield endpoint.connect(factory)
-        broker = yield factory.ready
+        yield endpoint.connect(factory).addTimeout(10, reactor)
+        broker = yield factory.ready.addTimeout(10, reactor)
         root = broker.remoteForName("root")
         for _ in range(50):
             yield root.callRemote("echo", b"x")
@@ -82,7 +87,6 @@ def time_round_trips(ca_dir: str, port: int, n: int) -> None:
             yield root.callRemote("echo", b"x")
             times.append(time.perf_counter() - t)
         print(" ".join(f"{x:.9f}" for x in times))
-        reactor.stop()
     reactor.callWhenRunning(run)
     reactor.run()
 

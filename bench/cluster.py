@@ -74,7 +74,7 @@ def bare_pb(tmp: str, ca: str, n: int) -> Round:
             time.sleep(0.05)
         out = subprocess.run([sys.executable, f"{HERE}/bare_pb.py", "time", ca,
                               open(port_file).read(), str(n)], cwd=os.path.dirname(HERE),
-                             capture_output=True, text=True, check=True).stdout
+                             capture_output=True, text=True, check=True, timeout=120).stdout
         times = [float(x) for x in out.split()]
         return Round(times, sum(times))
     finally:

@@ -24,9 +24,34 @@ from circuit.tree.local import LocalHostTree
 log = Logger("circuit")
 
 
+def give_up(reactor, why: str) -> None:
+    """Say why on standard error, shut down cleanly (unmount, stop listening), exit 1."""
+    try:
+        os.write(2, f"circuit: could not start: {why}\n".encode())
+    except OSError:
+        pass
+    reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+    if reactor.running:
+        reactor.stop()
+    else:
+        reactor.callWhenRunning(reactor.stop)
+
+
+def _dialable(host: str) -> str:
+    """The bound address, or for a wildcard bind this machine's name resolved."""
+    if host not in ("0.0.0.0", "::"):
+        return host
+    import socket
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return host
+
+
 @dataclass
 class Settings:
     addr: str = "127.0.0.1:0"
+    advertise: Optional[str] = None
     mount: Optional[str] = None
     join: Optional[str] = None
     data: str = os.path.expanduser("~/.circuit")
@@ -64,7 +89,8 @@ class CircuitService(MultiService):
             from circuit.fuse.mount import FuseMount  # pyfuse3 only when mounting
             self.fuse = FuseMount(self.circuit, settings.mount, reactor,
                                   allow_other=settings.allow_other,
-                                  max_requests=settings.max_fuse_requests)
+                                  max_requests=settings.max_fuse_requests,
+                                  on_failure=lambda why: give_up(reactor, why))
             self.fuse.setServiceParent(self)
 
     # -- starting ----------------------------------------------------------------------
@@ -76,7 +102,8 @@ class CircuitService(MultiService):
     def _start(self):
         self._port = yield listen(self.reactor, self.settings.addr, self.credentials, self)
         bound = self._port.getHost()
-        shown = f"[{bound.host}]" if ":" in bound.host else bound.host
+        shown = self.settings.advertise or _dialable(bound.host)
+        shown = f"[{shown}]" if ":" in shown else shown
         self.host.url = f"circuit://{shown}:{bound.port}/{self.host.id}"
         self.circuit.add_host(self.tree, url=self.host.url, local=True)
         self.membership = Membership(self.host.id, self.host.url, PBTransport(self.peers), self.reactor,
@@ -98,12 +125,12 @@ class CircuitService(MultiService):
         self.ready.callback(self.host.url)
 
     def _failed_to_start(self, failure) -> None:
-        why = failure.value.message if failure.check(errors.CircuitError) else failure.getErrorMessage()
-        log.failure("could not start: {why}", failure, why=why)
-        os.write(2, f"circuit: could not start: {why}\n".encode())
-        # Shut down cleanly (unmount, stop listening), then exit non-zero.
-        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
-        self.reactor.stop()
+        if failure.check(errors.CircuitError, OSError):
+            why = getattr(failure.value, "message", None) or str(failure.value)
+        else:  # a bug: keep the traceback
+            why = failure.getErrorMessage()
+            log.failure("could not start: {why}", failure, why=why)
+        give_up(self.reactor, why)
 
     # -- the cluster -------------------------------------------------------------------
     def _membership_changed(self, event: str, member, reason: str = "") -> None:

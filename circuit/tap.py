@@ -19,6 +19,8 @@ class Options(usage.Options):
         ["addr", "a", "127.0.0.1:0", "HOST:PORT where this host listens for peers"],
         ["mount", "m", None, "mount the circuit tree here with FUSE"],
         ["join", "j", None, "join the cluster through a member's URL"],
+        ["advertise", None, None, "the address peers dial, when it is not the one in --addr "
+                                  "(default: that one; for 0.0.0.0, this machine's name resolved)"],
         ["data", None, os.path.expanduser("~/.circuit"), "this host's state directory"],
         ["ca", None, None, "the cluster CA directory: ca.pem, and ca.key or signer.pem+signer.key "
                            "(default DATA/ca, made on first start)"],
@@ -40,6 +42,13 @@ class Options(usage.Options):
         host, _, port = self["addr"].rpartition(":")
         if not host or not port.isdigit():
             raise usage.UsageError(f"--addr wants HOST:PORT, not {self['addr']!r}")
+        if self["join"]:
+            from circuit import errors
+            from circuit.pb.peers import parse_url
+            try:
+                parse_url(self["join"])
+            except errors.CircuitError as e:
+                raise usage.UsageError(e.message)
         t = [self["probe-interval"], self["probe-timeout"], self["suspicion-min"], self["suspicion-max"]]
         if min(t) <= 0 or t[1] >= t[0] or t[2] > t[3]:
             raise usage.UsageError("timings: want 0 < probe-timeout < probe-interval "
@@ -48,7 +57,8 @@ class Options(usage.Options):
 
 def settings_from(options: Options) -> Settings:
     return Settings(
-        addr=options["addr"], mount=options["mount"], join=options["join"],
+        addr=options["addr"], advertise=options["advertise"], mount=options["mount"],
+        join=options["join"],
         data=options["data"], ca=options["ca"], fs_root=options["fs-root"],
         allow_other=bool(options["allow-other"]),
         max_fuse_requests=options["max-fuse-requests"],
@@ -69,6 +79,13 @@ def _ensure_asyncio_reactor():
 
 
 def makeService(options: Options):
-    reactor = _ensure_asyncio_reactor()
+    try:
+        reactor = _ensure_asyncio_reactor()
+    except usage.UsageError as e:
+        raise SystemExit(f"circuit: {e}")
+    from circuit import errors
     from circuit.service import CircuitService
-    return CircuitService(settings_from(options), reactor)
+    try:
+        return CircuitService(settings_from(options), reactor)
+    except errors.CircuitError as e:
+        raise SystemExit(f"circuit: {e.message}")

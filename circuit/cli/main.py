@@ -17,10 +17,17 @@ usage: circuit start [-a HOST:PORT] [-m MOUNT] [-j URL] [--ca DIR] [--data DIR] 
 """
 
 
+def stderr_logger():
+    """twistd's log observer for ``circuit start``: lines on standard error, which may be
+    a terminal, a pipe or the journal (``--logfile=/dev/stderr`` would try to seek it)."""
+    from twisted.logger import textFileLogObserver
+    return textFileLogObserver(sys.__stderr__)
+
+
 def start(args: list[str]) -> int:
     from twisted.scripts.twistd import run
     sys.argv = ["twistd", "--nodaemon", "--reactor=asyncio", "--pidfile=",
-                "--logfile=/dev/stderr", "circuit", *args]
+                "--logger=circuit.cli.main.stderr_logger", "circuit", *args]
     run()
     return 0
 

@@ -279,9 +279,10 @@ class Channel:
             while self._receivers:
                 r = self._receivers.popleft()
                 _decide(later, r, lambda r=r: r.done.errback(drained))
-        if self._would_send() and len(self._send_ready):
+        # Waiters first: _would_send may ask receivers whether they are alive.
+        if len(self._send_ready) and self._would_send():
             later.later(self._send_ready.fire_all)
-        if self._would_recv() and len(self._recv_ready):
+        if len(self._recv_ready) and self._would_recv():
             later.later(self._recv_ready.fire_all)
         later.run()
 

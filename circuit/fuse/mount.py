@@ -34,7 +34,8 @@ class FuseMount(Service):
     """Serves the circuit tree at ``mountpoint`` on the reactor's own asyncio loop."""
 
     def __init__(self, circuit, mountpoint: str, reactor, allow_other: bool = False,
-                 max_requests: int = 10000):
+                 max_requests: int = 10000, on_failure=lambda why: None):
+        self.on_failure = on_failure
         self.circuit = circuit
         self.mountpoint = os.path.abspath(mountpoint)
         self.reactor = reactor
@@ -47,7 +48,17 @@ class FuseMount(Service):
     def startService(self) -> None:
         super().startService()
         # callWhenRunning can fire before the asyncio loop runs; go one turn later.
-        self.reactor.callWhenRunning(self.reactor.callLater, 0, self._mount)
+        self.reactor.callWhenRunning(self.reactor.callLater, 0, self._try_mount)
+
+    def _try_mount(self) -> None:
+        try:
+            self._mount()
+        except Exception as e:
+            if not isinstance(e, (OSError, RuntimeError)):
+                log.failure("could not mount at {where}", where=self.mountpoint)
+            self.mounted.errback(e)
+            self.mounted.addErrback(lambda f: None)
+            self.on_failure(f"cannot mount at {self.mountpoint}: {e}")
 
     def _mount(self) -> None:
         loop = asyncio.get_event_loop()

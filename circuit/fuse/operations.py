@@ -25,7 +25,6 @@ from circuit.interfaces import Attr, ICircuit, OpenFlags
 
 log = Logger("circuit.fuse")
 
-_ROOT_ATTR = Attr("dir", 0o555)
 
 
 def _errno(failure_or_error: Any) -> pyfuse3.FUSEError:
@@ -83,6 +82,7 @@ class CircuitOperations(pyfuse3.Operations):
         # Set while unmounting: blocked and new requests fail with EHOSTDOWN (the
         # host is going away).  EINTR would not do: coreutils retry reads on EINTR.
         self.closing = False
+        self._root_attr = Attr("dir", 0o555, mtime=reactor.seconds())
 
     # -- plumbing ------------------------------------------------------------------
     async def _await(self, d: Deferred, pid: int = 0) -> Any:
@@ -134,7 +134,7 @@ class CircuitOperations(pyfuse3.Operations):
 
     async def _getattr(self, path: tuple) -> pyfuse3.EntryAttributes:
         if not path:
-            return self._attrs(path, _ROOT_ATTR)
+            return self._attrs(path, self._root_attr)
         return self._attrs(path, await self._await(self._call(path, "getattr")))
 
     def _child(self, parent: int, name: bytes) -> tuple:
@@ -203,7 +203,7 @@ class CircuitOperations(pyfuse3.Operations):
     async def opendir(self, inode, ctx):
         path = self._path(inode)
         if not path:
-            entries = [(h, _ROOT_ATTR) for h in self.circuit.host_ids()]
+            entries = [(h, self._root_attr) for h in self.circuit.host_ids()]
         else:
             entries = await self._await(self._call(path, "listdir"))
         fh = next(self._fh)

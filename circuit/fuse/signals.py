@@ -7,6 +7,8 @@ answer EINTR, and the message it would have taken stays in its channel.
 """
 from __future__ import annotations
 
+import os
+
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
@@ -15,18 +17,28 @@ from circuit.interfaces import ICaller
 
 
 def signal_pending(pid: int) -> bool:
-    """True if the thread or process has an unblocked signal pending, or is gone."""
+    """True if the thread or process has an unblocked signal pending."""
     try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            status = f.read()
+        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+        try:
+            status = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except OSError:
-        return True
-    fields = {}
-    for line in status.split(b"\n"):
-        if line[:6] in (b"SigPnd", b"ShdPnd", b"SigBlk"):
-            fields[line[:6]] = int(line[7:].strip(), 16)
-    pending = fields.get(b"SigPnd", 0) | fields.get(b"ShdPnd", 0)
-    return bool(pending & ~fields.get(b"SigBlk", 0))
+        # Gone: then whoever reads is another process that inherited the descriptor
+        # (a process waiting in a request cannot vanish before we answer it).
+        return False
+    return bool((_field(status, b"\nSigPnd:") | _field(status, b"\nShdPnd:"))
+                & ~_field(status, b"\nSigBlk:"))
+
+
+def _field(status: bytes, name: bytes) -> int:
+    start = status.find(name)
+    if start < 0:
+        return 0
+    start += len(name)
+    end = status.find(b"\n", start)
+    return int(status[start:end], 16)
 
 
 @implementer(ICaller)

@@ -82,33 +82,33 @@ class RemoteHostTree:
         fresh = self._fresh.pop(path, None)
         if fresh is not None and self.peers.clock() - fresh[0] < _FRESH:
             return succeed(fresh[1])
-        return self.call("getattr", list(path)).addCallback(wire.attr_from_wire)
+        return self.call("getattr", wire.path_to_wire(path)).addCallback(wire.attr_from_wire)
 
     def listdir(self, path: tuple) -> Deferred:
-        return self.call("listdir", list(path)).addCallback(
+        return self.call("listdir", wire.path_to_wire(path)).addCallback(
             lambda entries: [(name, wire.attr_from_wire(a)) for name, a in entries])
 
     def mkdir(self, path: tuple) -> Deferred:
         def made(answer):
             # A view asks for the attributes next: keep them for that one question.
             self._fresh[path] = (self.peers.clock(), wire.attr_from_wire(answer))
-        return self.call("mkdir", list(path)).addCallback(made)
+        return self.call("mkdir", wire.path_to_wire(path)).addCallback(made)
 
     def rmdir(self, path: tuple) -> Deferred:
-        return self.call("rmdir", list(path))
+        return self.call("rmdir", wire.path_to_wire(path))
 
     def unlink(self, path: tuple) -> Deferred:
-        return self.call("unlink", list(path))
+        return self.call("unlink", wire.path_to_wire(path))
 
     def rename(self, path: tuple, new_path: tuple) -> Deferred:
-        return self.call("rename", list(path), list(new_path))
+        return self.call("rename", wire.path_to_wire(path), wire.path_to_wire(new_path))
 
     def setattr(self, path: tuple, size=None, mode=None, mtime=None) -> Deferred:
-        return self.call("setattr", list(path), size, mode, mtime).addCallback(wire.attr_from_wire)
+        return self.call("setattr", wire.path_to_wire(path), size, mode, mtime).addCallback(wire.attr_from_wire)
 
     def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666) -> Deferred:
         hid = next(self._handles)
-        opening = self.call("open", list(path), wire.flags_to_wire(flags), mode, hid)
+        opening = self.call("open", wire.path_to_wire(path), wire.flags_to_wire(flags), mode, hid)
         if path[:1] == ("fs",):
             # Ordinary files: wait, so open(2) itself reports ENOENT, EISDIR and the like.
             return opening.addCallback(lambda streaming: RemoteHandle(self, hid, streaming, flags))
@@ -120,19 +120,19 @@ class RemoteHostTree:
 
     def clause(self, path: tuple, op: str, spelled: str) -> Deferred:
         # Check now that the owner accepts this clause (EINVAL at write time, as locally).
-        return self.call("clause_check", list(path), op, spelled).addCallback(
+        return self.call("clause_check", wire.path_to_wire(path), op, spelled).addCallback(
             lambda _: _remote_clause(self, path, op, spelled))
 
 
 def _remote_clause(tree: RemoteHostTree, path: tuple, op: str, spelled: str) -> Clause:
-    wire_path = list(path)
+    wire_path = wire.path_to_wire(path)
 
     def commit():
         return tree.call("clause_commit", wire_path, op, spelled).addCallback(
             lambda value: RemoteValue(tree, path, value))
 
     def undo(value: "RemoteValue") -> None:
-        tree.call("clause_undo", wire_path, op, spelled, value.marker()).addErrback(lambda f: None)
+        tree.call("clause_undo", wire_path, op, spelled, value.data, value.key or 0).addErrback(lambda f: None)
 
     def write(message: bytes) -> Deferred:
         return send_message(tree, path, message)
@@ -145,13 +145,14 @@ def _remote_clause(tree: RemoteHostTree, path: tuple, op: str, spelled: str) -> 
 class RemoteValue:
     """What a remote clause committed: bytes, bytes held by the owner, or a stream to open."""
 
-    def __init__(self, tree: RemoteHostTree, path: tuple, answer: list):
-        self.tree, self.path, self.kind = tree, path, answer[0]
-        self.data: bytes = answer[1] if self.kind == "bytes" else b""
-        self.key = answer[1] if self.kind == "held" else None
-
-    def marker(self) -> Any:
-        return self.data if self.kind == "bytes" else ["held", self.key]
+    def __init__(self, tree: RemoteHostTree, path: tuple, answer: Any):
+        self.tree, self.path = tree, path
+        self.data, self.key = b"", None
+        if isinstance(answer, tuple):        # ("bytes", data)
+            self.kind, self.data = answer
+        else:                                # ["held", key, size] or ["stream"]
+            self.kind = answer[0]
+            self.key = answer[1] if self.kind == "held" else None
 
     def open(self, caller: ICaller) -> Deferred:
         """Deferred[IHandle] reading the value (read.N)."""
@@ -201,7 +202,7 @@ class RemoteHandle(Handle):
         return d
 
     def _got(self, answer) -> bytes:
-        data, size = answer
+        size, data = answer
         if size is not None:
             self._size = size
         return data

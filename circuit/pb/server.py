@@ -107,7 +107,7 @@ class PeerSession(pb.Referenceable):
     def _blocking(self, call_id, fn, *args) -> Deferred:
         """A call that may wait; the caller can cancel it with remote_cancel(call_id)."""
         if len(self._pending) >= MAX_PENDING_CALLS:
-            return succeed(["err", errors.Busy.errno, "too many calls waiting on this connection"])
+            return succeed(wire.refused(errors.Busy.errno, "too many calls waiting on this connection"))
         d = maybeDeferred(fn, *args)
         if not d.called:
             self._pending[call_id] = d
@@ -128,13 +128,14 @@ class PeerSession(pb.Referenceable):
 
     # -- membership ----------------------------------------------------------------------
     def remote_ping(self, rumours):
-        return self._answer(self.node.membership.handle_ping, list(rumours))
+        return self._answer(lambda: self.node.membership.handle_ping(wire.from_json(rumours)))
 
     def remote_ping_req(self, target_id, target_url, rumours):
-        return self._answer(self.node.membership.handle_ping_req, target_id, target_url, list(rumours))
+        return self._answer(lambda: self.node.membership.handle_ping_req(
+            str(target_id), str(target_url), wire.from_json(rumours)))
 
     def remote_sync(self, state):
-        return self._answer(self.node.membership.handle_sync, list(state))
+        return self._answer(lambda: self.node.membership.handle_sync(wire.from_json(state)))
 
     # -- the tree ------------------------------------------------------------------------
     @property
@@ -172,9 +173,9 @@ class PeerSession(pb.Referenceable):
         """Open with the caller's own handle number, so it can send reads and writes
         right behind the open without waiting for its answer (PB keeps the order)."""
         if not isinstance(hid, int) or hid in self._handles:
-            return succeed(["err", errors.Invalid.errno, "a bad or duplicate handle number"])
+            return succeed(wire.refused(errors.Invalid.errno, "a bad or duplicate handle number"))
         if len(self._handles) >= MAX_OPEN_HANDLES:
-            return succeed(["err", errors.Busy.errno, "too many files open on this connection"])
+            return succeed(wire.refused(errors.Busy.errno, "too many files open on this connection"))
 
         def opened(handle):
             self._handles[hid] = handle
@@ -201,12 +202,13 @@ class PeerSession(pb.Referenceable):
 
         def read():
             handle = self._handle(hid)
-            return handle.read(int(offset), size).addCallback(lambda data: [data, handle.known_size()])
+            return handle.read(int(offset), size).addCallback(
+                lambda data: wire.Data(handle.known_size(), data))
         return self._blocking(call_id, read)
 
     def remote_write(self, hid, offset, data, call_id):
         if not isinstance(data, bytes) or len(data) > wire.MAX_CHUNK:
-            return succeed(["err", errors.Invalid.errno, "a write must be bytes, at most 256 KiB"])
+            return succeed(wire.refused(errors.Invalid.errno, "a write must be bytes, at most 256 KiB"))
         return self._blocking(call_id, lambda: self._handle(hid).write(int(offset), data))
 
     def remote_flush(self, hid, call_id):
@@ -246,9 +248,9 @@ class PeerSession(pb.Referenceable):
         """Small committed values travel whole; a large one is held here and read in
         chunks (remote_held_read); a stream is named by its path, to be opened."""
         if not isinstance(value, bytes):
-            return ["stream", list(path)]
+            return ["stream"]
         if len(value) <= wire.MAX_CHUNK:
-            return ["bytes", value]
+            return wire.Data("bytes", value)
         key = next(self._ids)
         self._held[key] = value
         return ["held", key, len(value)]
@@ -256,16 +258,16 @@ class PeerSession(pb.Referenceable):
     def remote_held_read(self, key, offset, size):
         value = self._held.get(key)
         if value is None:
-            return ["err", errors.NotFound.errno, "no such held value"]
+            return wire.refused(errors.NotFound.errno, "no such held value")
         return wire.ok(value[int(offset): int(offset) + min(int(size), wire.MAX_CHUNK)])
 
     def remote_held_drop(self, key):
         self._held.pop(key, None)
         return wire.ok()
 
-    def remote_clause_undo(self, path, op, spelled, value):
-        if isinstance(value, list) and len(value) == 2 and value[0] == "held":
-            value = self._held.pop(value[1], None)
+    def remote_clause_undo(self, path, op, spelled, value, held_key):
+        if held_key:
+            value = self._held.pop(held_key, None)
 
         def undo(clause):
             if clause.undo is not None and isinstance(value, bytes):

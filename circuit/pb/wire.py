@@ -1,12 +1,16 @@
-"""What crosses the wire: plain lists, strings, numbers and bytes, never pickled objects.
+"""What crosses the wire: one byte string per answer, never a pickled object.
 
-Every remote method answers ``["ok", value]`` or ``["err", errno, why]``: a
-refusal travels as data, so the caller gets back the very errno and line the
-owning host's error file shows, and PB's failure machinery (tracebacks, class
-names) is never involved.
+Every remote method answers with bytes: ``J`` + JSON for a value, ``B`` + the
+bytes themselves, ``M`` + JSON + newline + bytes for bytes with a little about
+them, ``E`` + JSON ``[errno, why]`` for a refusal.  Arguments are strings,
+numbers and bytes.  So PB's serializer handles a few flat values per call (it
+costs far more per nested item than JSON does), a refusal travels as data with
+the very errno and line the owning host's error file shows, and PB's failure
+machinery (tracebacks, class names) is never involved.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from twisted.internet.defer import CancelledError, TimeoutError
@@ -23,27 +27,51 @@ MAX_CHUNK = 256 * 1024
 _BY_ERRNO = {cls.errno: cls for cls in errors.CircuitError.__subclasses__()}
 
 
-def ok(value: Any = None) -> list:
-    return ["ok", value]
+class Data:
+    """Bytes with a small JSON-able note about them (a read's total size, a value's kind)."""
+
+    def __init__(self, note: Any, payload: bytes):
+        self.note, self.payload = note, payload
 
 
-def refusal(failure) -> list:
+def ok(value: Any = None) -> bytes:
+    if isinstance(value, bytes):
+        return b"B" + value
+    if isinstance(value, Data):
+        return b"M" + json.dumps(value.note).encode() + b"\n" + value.payload
+    return b"J" + json.dumps(value).encode()
+
+
+def refused(code: int, why: str) -> bytes:
+    return b"E" + json.dumps([code, why]).encode()
+
+
+def refusal(failure) -> bytes:
     """An errback that turns any failure into data: no traceback ever crosses the wire."""
     if failure.check(errors.CircuitError):
-        return ["err", failure.value.errno, failure.value.message]
+        return refused(failure.value.errno, failure.value.message)
     if failure.check(CancelledError):
-        return ["err", errors.Interrupted.errno, "cancelled by the caller"]
+        return refused(errors.Interrupted.errno, "cancelled by the caller")
     if failure.check(TimeoutError):
-        return ["err", errors.HostDown.errno, "no answer in time"]
+        return refused(errors.HostDown.errno, "no answer in time")
     log.failure("serving a peer", failure)
-    return ["err", errors.CircuitError.errno, f"internal error: {failure.getErrorMessage()}"]
+    return refused(errors.CircuitError.errno, f"internal error: {failure.getErrorMessage()}")
 
 
 def unwrap(answer: Any) -> Any:
-    if isinstance(answer, list) and answer and answer[0] == "ok" and len(answer) == 2:
-        return answer[1]
-    if isinstance(answer, list) and len(answer) == 3 and answer[0] == "err":
-        raise error_of(answer[1], answer[2])
+    """The value in an answer (Data arrives as a (note, payload) tuple); raise a refusal."""
+    if isinstance(answer, bytes) and answer:
+        tag, body = answer[:1], answer[1:]
+        if tag == b"J":
+            return json.loads(body)
+        if tag == b"B":
+            return body
+        if tag == b"M":
+            note, _, payload = body.partition(b"\n")
+            return json.loads(note), payload
+        if tag == b"E":
+            code, why = json.loads(body)
+            raise error_of(code, why)
     raise errors.CircuitError(f"a peer answered something unexpected: {str(answer)[:80]}")
 
 
@@ -65,15 +93,36 @@ def attr_from_wire(w: list) -> Attr:
     return Attr(str(kind), int(mode), int(size), float(mtime), bool(streaming))
 
 
-def flags_to_wire(f: OpenFlags) -> list:
-    return [f.read, f.write, f.truncate, f.append, f.create, f.exclusive]
+_FLAG_BITS = ("read", "write", "truncate", "append", "create", "exclusive")
 
 
-def flags_from_wire(w: list) -> OpenFlags:
-    return OpenFlags(*[bool(x) for x in w[:6]])
+def flags_to_wire(f: OpenFlags) -> int:
+    return sum(1 << i for i, name in enumerate(_FLAG_BITS) if getattr(f, name))
+
+
+def flags_from_wire(w: Any) -> OpenFlags:
+    if not isinstance(w, int):
+        raise errors.Invalid("open flags must be a number")
+    return OpenFlags(**{name: bool(w >> i & 1) for i, name in enumerate(_FLAG_BITS)})
+
+
+def path_to_wire(path: tuple) -> str:
+    return "/".join(path)
 
 
 def path_from_wire(w: Any) -> tuple:
-    if not isinstance(w, (list, tuple)) or not all(isinstance(p, str) and p and "/" not in p for p in w):
-        raise errors.Invalid("a path must be a list of names")
-    return tuple(w)
+    if not isinstance(w, str):
+        raise errors.Invalid("a path must be a string")
+    path = tuple(w.split("/")) if w else ()
+    if any(p in ("", ".", "..") for p in path):
+        raise errors.Invalid("a path must be names joined by /")
+    return path
+
+
+def from_json(w: Any) -> Any:
+    if not isinstance(w, str):
+        raise errors.Invalid("expected JSON text")
+    try:
+        return json.loads(w)
+    except ValueError:
+        raise errors.Invalid("malformed JSON from a peer")

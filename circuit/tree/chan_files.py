@@ -75,6 +75,7 @@ def _stat(ctx, flags, caller):
 # -- select clauses -------------------------------------------------------------------
 
 def _can_send(ch) -> bytes:
+    ch.check_send()  # closed: the clause commits with EPIPE, as a receive does
     ch.try_ready_send()
     return b""
 
@@ -91,7 +92,12 @@ def _send_clause(ctx, op, spelled):
 
 def _waitsend_clause(ctx, op, spelled):
     ch = ctx.element
-    return Clause(op, spelled, ready=ch.wait_send, commit=lambda: _can_send(ch))
+    return Clause(op, spelled, ready=ch.wait_send, commit=lambda: _ready_to_send(ch))
+
+
+def _ready_to_send(ch) -> bytes:
+    ch.try_ready_send()  # readiness only: a closed channel is "ready" (the send would fail)
+    return b""
 
 
 def _waitrecv_clause(ctx, op, spelled):

@@ -24,7 +24,7 @@ A channel: byte-string messages, delivered in order, each exactly once.
   waitsend  blocks until a send would not block
   waitrecv  blocks until a receive would not block
   close     any write closes the channel: receivers drain, then EPIPE
-  stat      JSON: cap, len, closed, sent, received
+  stat      JSON: cap, len, closed, sent, received, senders_waiting, receivers_waiting
   error     the last error on this channel
 """
 

@@ -103,4 +103,4 @@ PROCESS = table(
     ControlFile("env", "r", _env),
 )
 
-PROCESS_OPS = {"stdout": "r", "stderr": "r", "waitexit": "r"}
+PROCESS_OPS = {"stdout": "r", "stderr": "r", "waitexit": "rw"}

@@ -148,3 +148,31 @@ echo '[{{"op": "r", "file": "chan/{c}/recv"}}]' > dc/select/{s}/select
 cat dc/select/{s}/wait > /dev/null
 echo abort > dc/select/{s}/abort""")
     assert host.sh(f"cat dc/chan/{c}/recv; cat dc/chan/{c}/recv").stdout == "first\nsecond\n"
+
+
+def test_write_n_is_refused_at_write_when_already_sent(host, names):
+    s, c = names("s"), names("c")
+    host.sh(f"""mkdir dc/select/{s} dc/chan/{c} && echo 1 > dc/chan/{c}/cap
+echo '[{{"op": "w", "file": "chan/{c}/send"}}]' > dc/select/{s}/select
+cat dc/select/{s}/wait > /dev/null
+echo first > dc/select/{s}/write.0""")
+    r = host.sh(f"echo again > dc/select/{s}/write.0", check=False)
+    assert r.returncode == 1 and "Device or resource busy" in r.stderr
+    assert host.sh(f"cat dc/chan/{c}/recv").stdout == "first\n"
+
+
+def test_a_send_clause_on_a_closed_channel_commits_with_epipe(host, names):
+    s, c = names("s"), names("c")
+    host.sh(f"""mkdir dc/select/{s} dc/chan/{c} && echo 1 > dc/chan/{c}/cap && echo x > dc/chan/{c}/close
+echo '[{{"op": "w", "file": "chan/{c}/send"}}]' > dc/select/{s}/select""")
+    wait = json.loads(host.sh(f"cat dc/select/{s}/wait").stdout)
+    assert wait["clause"] == 0 and "closed" in wait["error"]
+    r = host.sh(f"echo late > dc/select/{s}/write.0", check=False)
+    assert r.returncode == 1 and "Broken pipe" in r.stderr
+
+
+def test_waitexit_takes_either_op(host, names):
+    s, p = names("s"), names("p")
+    host.sh(f"""mkdir dc/select/{s} dc/proc/{p} && echo '{{"path": "/bin/true"}}' > dc/proc/{p}/run
+echo '[{{"op": "w", "file": "proc/{p}/waitexit"}}]' > dc/select/{s}/select""")
+    assert json.loads(host.sh(f"cat dc/select/{s}/wait").stdout)["clause"] == 0

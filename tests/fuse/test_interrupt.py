@@ -68,3 +68,14 @@ def test_hundreds_of_blocked_readers_do_not_freeze_the_mount(host, names):
     outs = [r.communicate(timeout=30)[0] for r in readers]
     assert sorted(o for o in outs if o) == sorted(f"m{i}\n".encode() for i in range(1, 11))
     assert sum(r.returncode == 1 for r in readers) == 290  # EPIPE once closed and drained
+
+
+def test_a_descriptor_inherited_from_an_exited_opener_still_reads(host, names):
+    """The process that opened recv has exited; its child reads through the same descriptor."""
+    c = _chan(host, names("c"), 1)
+    reader = subprocess.Popen(["bash", "-c", f"exec 3< {c}/recv; (sleep 0.3; cat <&3) & exit 0"],
+                              stdout=subprocess.PIPE)
+    reader.wait(10)
+    time.sleep(0.5)
+    host.sh(f"echo inherited > {c}/send")
+    assert reader.stdout.read() == b"inherited\n"

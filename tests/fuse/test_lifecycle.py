@@ -65,3 +65,27 @@ def test_stale_mount_from_a_killed_daemon_is_cleared(tmp_path):
         assert again.sh("cat sys/id").stdout.strip() == again.host_id
     finally:
         again.stop()
+
+
+def test_bad_starts_exit_nonzero_with_one_line(tmp_path):
+    import sys
+    for args in (["-j", "nonsense"], ["-m", "/proc/no-mount-here"], ["--ca", str(tmp_path / "no-ca")]):
+        r = subprocess.run([sys.executable, "-m", "circuit.cli.main", "start", "--data", str(tmp_path / "d"),
+                            *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode != 0, args
+        said = r.stdout + r.stderr
+        assert "Traceback" not in said and ("not a circuit URL" in said or "could not start" in said
+                                            or "no cluster CA" in said), said[-500:]
+
+
+def test_logs_go_to_a_pipe(tmp_path):
+    """`circuit start ... 2>&1 | tee log` works: stderr may be a pipe."""
+    import sys
+    p = subprocess.Popen([sys.executable, "-m", "circuit.cli.main", "start", "--data", str(tmp_path / "d")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert p.stdout.readline().startswith(b"circuit://")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(15)
+    assert b"circuit host circuit://" in p.stderr.read()
