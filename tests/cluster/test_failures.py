@@ -148,3 +148,26 @@ def test_expired_certificate_is_refused(tmp_path):
                         raise ConnectionResetError("closed")
     finally:
         a.stop()
+
+
+def test_a_host_with_a_delegated_signer_joins_through_any_member(tmp_path):
+    """`circuit ca issue`: a host without the CA key certifies itself; joining via the second host."""
+    import sys
+    a, b = start_cluster(tmp_path, 2)
+    try:
+        subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "issue", "--ca",
+                        str(tmp_path / "ca"), str(tmp_path / "signer")], check=True, capture_output=True)
+        assert not (tmp_path / "signer" / "ca.key").exists()
+        c = start_daemon(tmp_path / "c", "--ca", str(tmp_path / "signer"), "-j", b.url)
+        try:
+            ids = sorted(h.host_id for h in (a, b, c))
+            for h in (a, b, c):
+                wait_for(lambda: members(h) == ids, 10, what="all three to see all three")
+            a.sh("mkdir dc/chan/sig && echo 1 > dc/chan/sig/cap")
+            c.sh(f"echo signed > {c.mount}/{a.host_id}/dc/chan/sig/send")
+            assert a.sh("cat dc/chan/sig/recv").stdout == "signed\n"
+        finally:
+            c.stop()
+    finally:
+        a.stop()
+        b.stop()
