@@ -64,6 +64,8 @@ def host_id(url: str) -> str:
 
 def bare_pb(tmp: str, ca: str, n: int) -> Round:
     port_file = f"{tmp}/pb.port"
+    if os.path.exists(port_file):
+        os.unlink(port_file)  # the last round's server is gone
     server = subprocess.Popen([sys.executable, f"{HERE}/bare_pb.py", "serve", ca, port_file],
                               cwd=os.path.dirname(HERE))
     try:

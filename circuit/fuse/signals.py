@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
 from circuit.interfaces import ICaller
@@ -53,39 +52,56 @@ class ProcessCaller:
 
 
 class InterruptWatch:
-    """Cancels the Deferreds of blocked requests whose process has a signal pending."""
+    """Cancels the Deferreds of blocked requests whose process has a signal pending.
 
-    def __init__(self, clock, interval: float = 0.1):
-        self._blocked: dict[Deferred, int] = {}
-        self._interval = interval
-        self._loop = LoopingCall(self._check)
-        self._loop.clock = clock
+    Looks every 0.1 s while some request has been blocked for under 2 s (a Ctrl-C
+    right after starting to wait is the common case), then every 0.5 s: a reader
+    blocked for hours costs next to nothing.
+    """
+
+    FAST, SLOW, YOUNG = 0.1, 0.5, 2.0
+
+    def __init__(self, clock):
+        self._clock = clock
+        self._blocked: dict[Deferred, tuple[int, float]] = {}
+        self._next = None
 
     def watch(self, pid: int, d: Deferred) -> None:
         if d.called or pid == 0:
             return
-        self._blocked[d] = pid
+        self._blocked[d] = (pid, self._clock.seconds())
 
         def done(result):
             self._blocked.pop(d, None)
             return result
         d.addBoth(done)
-        if not self._loop.running:
-            self._loop.start(self._interval, now=False)
+        self._schedule(self.FAST)
+
+    def _schedule(self, delay: float) -> None:
+        if self._next is not None and self._next.active():
+            if self._next.getTime() <= self._clock.seconds() + delay:
+                return
+            self._next.cancel()
+        self._next = self._clock.callLater(delay, self._check)
 
     def _check(self) -> None:
-        if not self._blocked:
-            self._loop.stop()
-            return
-        for d, pid in list(self._blocked.items()):
+        self._next = None
+        now = self._clock.seconds()
+        young = False
+        for d, (pid, since) in list(self._blocked.items()):
             if signal_pending(pid):
                 d.cancel()
+            elif now - since < self.YOUNG:
+                young = True
+        if self._blocked:
+            self._schedule(self.FAST if young else self.SLOW)
 
     def cancel_all(self) -> None:
         for d in list(self._blocked):
             d.cancel()
-        if self._loop.running:
-            self._loop.stop()
+        if self._next is not None and self._next.active():
+            self._next.cancel()
+        self._next = None
 
     def __len__(self) -> int:
         return len(self._blocked)

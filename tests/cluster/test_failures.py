@@ -100,6 +100,22 @@ def test_another_cas_host_cannot_join(tmp_path):
         a.stop()
 
 
+def _tls(tmp_path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "a/data/ca/ca.pem"))
+    ctx.check_hostname = False
+    return ctx
+
+
+def _assert_refused(ctx: ssl.SSLContext, port: int) -> None:
+    """The handshake fails, or (TLS 1.3) the connection is closed before PB says anything."""
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw) as s:
+                s.sendall(b"\x05\x82pb\x00")
+                if not s.recv(100):
+                    raise ConnectionResetError("closed")
+
+
 def _port(url):
     return int(url.split(":")[2].split("/")[0])
 
@@ -115,14 +131,7 @@ def test_plain_tcp_and_certificateless_tls_get_nothing(tmp_path):
             except (ConnectionResetError, socket.timeout):
                 data = b""
             assert b"pb" not in data
-        ctx = ssl.create_default_context(cafile=str(tmp_path / "a/data/ca/ca.pem"))
-        ctx.check_hostname = False
-        with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-                with ctx.wrap_socket(raw) as s:
-                    s.sendall(b"\x05\x82pb\x00")
-                    if not s.recv(100):
-                        raise ConnectionResetError("closed")
+        _assert_refused(_tls(tmp_path), port)  # TLS, but no client certificate
     finally:
         a.stop()
 
@@ -137,15 +146,9 @@ def test_expired_certificate_is_refused(tmp_path):
         creds = authority.issue_host(ca, "X00000000000000ee", days=1, not_before=old)
         (tmp_path / "k.pem").write_bytes(creds.key_pem)
         (tmp_path / "c.pem").write_bytes(creds.cert_pem)
-        ctx = ssl.create_default_context(cafile=str(tmp_path / "a/data/ca/ca.pem"))
-        ctx.check_hostname = False
+        ctx = _tls(tmp_path)
         ctx.load_cert_chain(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
-        with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
-            with socket.create_connection(("127.0.0.1", _port(a.url)), timeout=5) as raw:
-                with ctx.wrap_socket(raw) as s:
-                    s.sendall(b"\x05\x82pb\x00")
-                    if not s.recv(100):
-                        raise ConnectionResetError("closed")
+        _assert_refused(ctx, _port(a.url))
     finally:
         a.stop()
 
