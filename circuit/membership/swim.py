@@ -371,10 +371,7 @@ class Membership:
         live = self.live_members()
         if not live:
             return None
-        member = self._rng.choice(live)
-        d = self._timed(self._transport.sync(member.id, member.url, self.state()),
-                        self.timing.probe_interval * 4)
-        return d.addCallbacks(self.merge_state, lambda f: None)
+        return self._exchange(self._rng.choice(live))
 
     def reconnect_one(self) -> Optional[Deferred]:
         """Try one dead member again: after a partition heals, it refutes and comes back."""
@@ -385,7 +382,10 @@ class Membership:
         dead = [m for m in self.members.values() if m.state == DEAD]
         if not dead:
             return None
-        member = self._rng.choice(dead)
+        return self._exchange(self._rng.choice(dead))
+
+    def _exchange(self, member: Member) -> Deferred:
+        """Swap full states with one member; silence is no news."""
         d = self._timed(self._transport.sync(member.id, member.url, self.state()),
                         self.timing.probe_interval * 4)
         return d.addCallbacks(self.merge_state, lambda f: None)

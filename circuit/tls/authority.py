@@ -50,6 +50,24 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def _ca_certificate(subject: x509.Name, key, issuer: x509.Name, issuer_key, path_length: int,
+                    days: int) -> x509.Certificate:
+    """A certificate that may sign: the root (path length 1) or a host's signer (0)."""
+    now = _now()
+    return (x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(issuer)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                           critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+                           critical=False)
+            .sign(issuer_key, hashes.SHA256()))
+
+
 def _write(path: str, data: bytes, private: bool = False) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "wb") as f:
@@ -81,17 +99,7 @@ def init(directory: str, name: str = "circuit cluster CA") -> Authority:
     if os.path.exists(os.path.join(directory, "ca.pem")):
         raise errors.Exists(f"{directory} already holds a CA (ca.pem)")
     key = _key()
-    now = _now()
-    cert = (x509.CertificateBuilder()
-            .subject_name(_name(name)).issuer_name(_name(name))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=ROOT_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                           critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = _ca_certificate(_name(name), key, _name(name), key, path_length=1, days=ROOT_DAYS)
     _write(os.path.join(directory, "ca.key"), key_pem(key), private=True)
     _write(os.path.join(directory, "ca.pem"), cert_pem(cert))
     return load(directory)
@@ -127,18 +135,8 @@ def issue_signer(authority: Authority, out_directory: str, name: str = "circuit 
     if authority.signer is None or authority.signer.chain:
         raise errors.NotPermitted("issuing a signer needs the root key (ca.key)")
     key = _key()
-    now = _now()
-    cert = (x509.CertificateBuilder()
-            .subject_name(_name(name)).issuer_name(authority.root.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                           critical=True)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                authority.signer.key.public_key()), critical=False)
-            .sign(authority.signer.key, hashes.SHA256()))
+    cert = _ca_certificate(_name(name), key, authority.root.subject, authority.signer.key,
+                           path_length=0, days=days)
     os.makedirs(out_directory, mode=0o700, exist_ok=True)
     _write(os.path.join(out_directory, "ca.pem"), authority.root_pem)
     _write(os.path.join(out_directory, "signer.pem"), cert_pem(cert))
