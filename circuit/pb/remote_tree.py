@@ -9,7 +9,7 @@ owner leaves the circuit every call still waiting fails with EHOSTDOWN.
 from __future__ import annotations
 
 from itertools import count
-from typing import Any
+from typing import Any, Optional
 
 from twisted.internet.defer import CancelledError, Deferred, fail, gatherResults, succeed
 from zope.interface import implementer
@@ -108,15 +108,14 @@ class RemoteHostTree:
 
     def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666) -> Deferred:
         hid = next(self._handles)
-        opening = self.call("open", wire.path_to_wire(path), wire.flags_to_wire(flags), mode, hid)
+        request = (wire.path_to_wire(path), wire.flags_to_wire(flags), mode, hid)
         if path[:1] == ("fs",):
             # Ordinary files: wait, so open(2) itself reports ENOENT, EISDIR and the like.
-            return opening.addCallback(lambda streaming: RemoteHandle(self, hid, streaming, flags))
-        # Control files: the reads and writes go right behind the open (PB keeps the
-        # order, the owner answers them as the open went); a refused open shows at the
-        # first read or write, the handle's release is all the cleanup it needs.
-        opening.addErrback(lambda f: None)
-        return succeed(RemoteHandle(self, hid, True, flags))
+            return self.call("open", *request).addCallback(
+                lambda streaming: RemoteHandle(self, hid, streaming, flags))
+        # Control files: the open travels with the first read or write (one message
+        # instead of two); a refused open shows there.  A handle never used costs nothing.
+        return succeed(RemoteHandle(self, hid, True, flags, opening=request))
 
     def clause(self, path: tuple, op: str, spelled: str) -> Deferred:
         # Check now that the owner accepts this clause (EINVAL at write time, as locally).
@@ -180,21 +179,31 @@ class _HeldHandle(Handle):
 class RemoteHandle(Handle):
     """An open file on another host, read and written in chunks."""
 
-    def __init__(self, tree: RemoteHostTree, hid: int, streaming: bool, flags: OpenFlags):
+    def __init__(self, tree: RemoteHostTree, hid: int, streaming: bool, flags: OpenFlags,
+                 opening: Optional[tuple] = None):
         self._tree = tree
         self._hid = hid
         self.streaming = streaming
         self._flags = flags
+        self._opening = opening  # the open not sent yet: it goes with the first operation
         self._released = False
         self._size: Any = None  # the content's whole size, once the owner has told us
 
     def known_size(self):
         return self._size
 
+    def _ask(self, method: str, *args, blocking: bool = True) -> Deferred:
+        if self._opening is not None:
+            args, method = self._opening + (method,) + args, "opened"
+            self._opening = None
+        if blocking:
+            return self._tree.blocking(method, *args)
+        return self._tree.call(method, *args)
+
     def read(self, offset: int, size: int) -> Deferred:
         if self._size is not None and offset >= self._size:
             return succeed(b"")  # the end, known already: spare the round trip
-        d = self._tree.blocking("read", self._hid, offset, min(size, wire.MAX_CHUNK))
+        d = self._ask("read", self._hid, offset, min(size, wire.MAX_CHUNK))
         d.addCallback(self._got)
         if offset == 0 and self.streaming:
             # If our reader leaves while the answer is on its way, give the answer back.
@@ -213,7 +222,7 @@ class RemoteHandle(Handle):
         return failure
 
     def write(self, offset: int, data: bytes) -> Deferred:
-        writes = [self._tree.blocking("write", self._hid, offset + i, data[i: i + wire.MAX_CHUNK])
+        writes = [self._ask("write", self._hid, offset + i, data[i: i + wire.MAX_CHUNK])
                   for i in range(0, len(data), wire.MAX_CHUNK)] or [succeed(0)]
         return gatherResults(writes, consumeErrors=True).addCallbacks(
             lambda _: len(data), lambda f: f.value.subFailure)
@@ -221,13 +230,15 @@ class RemoteHandle(Handle):
     def flush(self) -> Deferred:
         if not self._flags.write:
             return succeed(None)  # nothing to deliver: spare the round trip
-        return self._tree.blocking("flush", self._hid)
+        return self._ask("flush", self._hid)
 
     def release(self) -> Deferred:
         if self._released or self._tree.gone:
             return succeed(None)
         self._released = True
-        return self._tree.call("release", self._hid).addErrback(lambda f: None)
+        if self._opening is not None and not (self._flags.write and self._flags.truncate):
+            return succeed(None)  # never opened over there, and nothing to deliver
+        return self._ask("release", self._hid, blocking=False).addErrback(lambda f: None)
 
 
 def send_message(tree: RemoteHostTree, path: tuple, message: bytes) -> Deferred:

@@ -187,6 +187,14 @@ class PeerSession(pb.Referenceable):
         return self._answer(lambda: self._tree.open(wire.path_from_wire(path), wire.flags_from_wire(flags),
                                                     self._caller, int(mode)).addCallbacks(opened, refused))
 
+    def remote_opened(self, path, flags, mode, hid, method, *args):
+        """Open, then do ``method`` (read, write, flush, release) on it: one message for the
+        common open-then-read or open-then-write.  A refused open refuses the method."""
+        if method not in ("read", "write", "flush", "release"):
+            return succeed(wire.refused(errors.Invalid.errno, f"cannot open and then {method!r}"))
+        self.remote_open(path, flags, mode, hid)  # local opens are done at once
+        return getattr(self, "remote_" + method)(*args)  # args begin with the handle
+
     def _handle(self, hid) -> IHandle:
         handle = self._handles.get(hid)
         if handle is None:
