@@ -134,8 +134,8 @@ def cluster_round(tmp: str, ca: str, n: int) -> dict:
         launched = time.monotonic()
         joiner, joiner_url = start_host(base, f"h{n - 1}", ca, first[1])
         ready = time.monotonic()  # its URL is written once the join exchange is done
-        arrivals = [log.first({"joined": host_id(joiner_url)}) for log in logs]
         hosts.append((joiner, joiner_url))
+        arrivals = [log.first({"joined": host_id(joiner_url)}) for log in logs]
         # idle CPU of every host over 10 s
         time.sleep(2)
         pids = [d.proc.pid for d, _ in hosts]
@@ -169,7 +169,19 @@ class Pair:
     def __init__(self, tmp: str, ca: str):
         self.tmp = tmp
         self.a, self.a_url = start_host(tmp, "a", ca)
-        self.b, self.b_url = start_host(tmp, "b", ca, self.a_url)
+        try:
+            self.b, self.b_url = start_host(tmp, "b", ca, self.a_url)
+        except BaseException:
+            self.a.stop()
+            raise
+        try:
+            self._setup()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _setup(self):
+        tmp = self.tmp
         self.remote = f"{tmp}/b/mnt/{host_id(self.a_url)}/dc"   # A's dc/ through B's mount
         self.local = f"{tmp}/a/mnt/{host_id(self.a_url)}/dc"    # A's dc/ through A's own
         deadline = time.monotonic() + 30

@@ -76,6 +76,8 @@ class CircuitService(MultiService):
         self.circuit = Circuit()
         fs_root = settings.fs_root or os.path.join(settings.data, "fs")
         self.tree = LocalHostTree(self.host, fs_root, self.circuit)
+        # Listed at once (the mount may come up first); its URL follows once it listens.
+        self.circuit.add_host(self.tree, local=True)
         ca_dir = settings.ca or os.path.join(settings.data, "ca")
         if not os.path.exists(os.path.join(ca_dir, "ca.pem")) and settings.ca is None:
             authority.init(ca_dir)  # the embedded default: a cluster of one, made on first start
@@ -105,7 +107,7 @@ class CircuitService(MultiService):
         shown = self.settings.advertise or _dialable(bound.host)
         shown = f"[{shown}]" if ":" in shown else shown
         self.host.url = f"circuit://{shown}:{bound.port}/{self.host.id}"
-        self.circuit.add_host(self.tree, url=self.host.url, local=True)
+        self.circuit.set_url(self.host.id, self.host.url)
         self.membership = Membership(self.host.id, self.host.url, PBTransport(self.peers), self.reactor,
                                      self.settings.timing, listener=self._membership_changed)
         self.membership.start()

@@ -55,6 +55,9 @@ class Circuit:
                 raise errors.NotFound(f"no host {host_id} in this circuit")
             raise errors.NotFound(f"{host_id!r} is not a host ID (X and 16 hex digits)")
 
+    def set_url(self, host_id: str, url: str) -> None:
+        self._urls[host_id] = url
+
     def url_of(self, host_id: str) -> str:
         return self._urls.get(host_id) or host_id
 
