@@ -46,12 +46,6 @@ class Deferrals:
     def __init__(self) -> None:
         self._pending: list[Callable[[], None]] = []
 
-    def callback(self, d: Deferred, result: Any = None) -> None:
-        self._pending.append(lambda: d.callback(result))
-
-    def errback(self, d: Deferred, error: Exception) -> None:
-        self._pending.append(lambda: d.errback(error))
-
     def later(self, fn: Callable[[], None]) -> None:
         self._pending.append(fn)
 
