@@ -33,13 +33,19 @@ class OpenFlags:
 
 
 class ICaller(Interface):
-    """Who is on the other end of an open file."""
+    """Who is on the other end of an open file: a process at a mount, an SSH
+    channel, a PB client, or (on the owning host) another host's connection."""
 
     def alive() -> bool:
         """False once the caller has given up (Ctrl-C, timeout, a closed connection).
 
-        Asked at the moment a message would be handed over, so that a message
-        never goes to a reader that has left.  Must be cheap and must not block.
+        Asked at the moment a message would be handed over (taken from a writer,
+        or given to a reader), so that a message never goes to a reader that has
+        left nor comes from a writer that has.  Must be cheap and must not block.
+        "Gone" is known on the caller's own host: there its view asks before
+        each step (`circuit.tree.handles.hand_over` for reads; before every send
+        attempt for writes); on the owning host a caller on another host is alive
+        while its connection is.
         """
 
 
@@ -67,8 +73,34 @@ class IHandle(Interface):
     def known_size():
         """The content's whole size once known (a fetched message, a fixed text), else None."""
 
+    def offered() -> bool:
+        """True while a read's answer took something (a message) not yet confirmed.
+
+        The view that answers the caller then calls `confirm` or `unread` at its
+        last moment (see `circuit.tree.handles.hand_over`); until then the
+        channel hands no later message to anyone, so a message given back keeps
+        its place.
+        """
+
+    def confirm():
+        """The caller has the answer of the read that took something."""
+
     def unread():
-        """Optional: the first read's answer never reached its reader; give it back."""
+        """The caller left before it had that answer: give back what was taken."""
+
+    def lost():
+        """The link to the caller failed while that answer was on its way (two
+        generals: a message acknowledged to its sender goes back; a rendezvous
+        sender still waiting is told EHOSTDOWN)."""
+
+    def try_flush():
+        """Deferred: as flush, but fail WouldBlock, keeping the message, rather than wait.
+
+        For a writer on another host, whose host asks it "still there?" before
+        every attempt: no remote writer ever waits inside the owner's channel."""
+
+    def flush_ready():
+        """Deferred: fires when try_flush would not wait; takes nothing."""
 
 
 class IHostTree(Interface):

@@ -15,7 +15,7 @@ from circuit.membership.swim import Membership
 from circuit.membership.timing import Timing
 from circuit.pb.peers import Peers
 from circuit.pb.remote_tree import RemoteHostTree
-from circuit.pb.server import listen
+from circuit.pb.server import PeerRoot, listen
 from circuit.pb.transport import PBTransport
 from circuit.tls import authority
 from circuit.tree.circuit import Circuit
@@ -83,6 +83,7 @@ class CircuitService(MultiService):
             authority.init(ca_dir)  # the embedded default: a cluster of one, made on first start
         self.credentials = authority.issue_host(authority.load(ca_dir), self.host.id)
         self.peers = Peers(reactor, self.credentials, on_lost=self._connection_lost)
+        self.peer_root = PeerRoot(self)
         self.membership: Optional[Membership] = None
         self.ready: Deferred = Deferred()
         self._port = None
@@ -102,7 +103,7 @@ class CircuitService(MultiService):
 
     @inlineCallbacks
     def _start(self):
-        self._port = yield listen(self.reactor, self.settings.addr, self.credentials, self)
+        self._port = yield listen(self.reactor, self.settings.addr, self.credentials, self.peer_root)
         bound = self._port.getHost()
         shown = self.settings.advertise or _dialable(bound.host)
         shown = f"[{shown}]" if ":" in shown else shown
@@ -142,6 +143,7 @@ class CircuitService(MultiService):
         else:
             self.circuit.remove_host(member.id)
             self.peers.disconnect(member.id)
+            self.peer_root.drop(member.id)
             self.host.events.publish({"left": member.id, "reason": reason})
 
     def _connection_lost(self, peer_id: str) -> None:

@@ -108,3 +108,51 @@ def start_daemon(tmp: Path, *extra: str, plugin: bool = False, mount: bool = Tru
     STARTED.append(daemon)
     daemon.url = wait_for(ready, 30, what="the daemon to start") if wait else ""
     return daemon
+
+
+# -- callers that give up at the moment of hand-over -------------------------------------------
+
+def chan_stat(chan: Path) -> dict:
+    import json
+    return json.loads((chan / "stat").read_text())
+
+
+def reader_gives_up(owner_chan: Path, reader_chan: Path, sender_chan: Path) -> tuple[str, str]:
+    """A reader blocked in ``cat recv`` (through reader_chan) gets SIGTERM, and a sender
+    (through sender_chan) arrives at once.  Answers (what the dying reader printed, what
+    the next reader gets); the owner's stat (owner_chan) is what we wait on."""
+    reader = subprocess.Popen(["cat", f"{reader_chan}/recv"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+    wait_for(lambda: chan_stat(owner_chan)["receivers_waiting"] == 1, what="the reader to block")
+    reader.send_signal(signal.SIGTERM)
+    sender = subprocess.Popen(["bash", "-c", f"echo sent > {sender_chan}/send"])
+    printed = reader.communicate(timeout=15)[0].decode()
+    nxt = subprocess.run(["cat", f"{owner_chan}/recv"], capture_output=True, timeout=15).stdout.decode()
+    assert sender.wait(15) == 0, "the send failed"
+    return printed, nxt
+
+
+def writer_gives_up(owner_chan: Path, writer_chan: Path, reader_chan: Path, prefill: int = 0) -> str:
+    """A writer blocked in ``echo gave-up > send`` (through writer_chan; behind ``prefill``
+    messages that fill the buffer) gets SIGTERM, and a reader (through reader_chan) arrives at
+    once and reads prefill + 1 messages; a second writer sends "kept".  Answers what the reader
+    got: the prefill, then "kept", unless the first writer's message was taken."""
+    for i in range(prefill):
+        subprocess.run(["bash", "-c", f"echo first{i} > {owner_chan}/send"], check=True, timeout=15)
+    writer = subprocess.Popen(["bash", "-c", f"echo gave-up > {writer_chan}/send"])
+    wait_for(lambda: sum(chan_stat(owner_chan).get(k, 0) for k in ("senders_waiting", "send_waits")) >= 1,
+             what="the writer to block")
+    writer.send_signal(signal.SIGTERM)
+    reader = subprocess.Popen(["bash", "-c", f"for i in $(seq 0 {prefill}); do cat {reader_chan}/recv; done"],
+                              stdout=subprocess.PIPE)
+    assert writer.wait(15) != 0, "the writer that was killed reports success"
+    kept = subprocess.Popen(["bash", "-c", f"echo kept > {owner_chan}/send"])
+    try:
+        return reader.communicate(timeout=15)[0].decode()
+    finally:
+        if kept.poll() is None and reader.returncode is not None:
+            try:
+                kept.wait(2)  # buffered, or taken: it returns
+            except subprocess.TimeoutExpired:
+                kept.kill()  # cap 0 and the reader took something else: nobody will take it
+        kept.wait(15)

@@ -5,9 +5,17 @@ States: *unmade* (no capacity yet), *open*, *closed* (draining, then drained),
 Deferreds it has made ready (`Deferrals`), so a callback re-entering the channel
 never sees a half-done transition.
 
-A waiting receiver may carry an ``alive`` predicate: the channel asks it at the
-very moment it would hand the receiver a message, and skips receivers that have
-gone (a reader hit by Ctrl-C), so the message goes to the next one.
+Every waiting sender and receiver may carry an ``alive`` predicate, asked of the
+caller's own view at the very moment of hand-over: a receiver that has gone (a
+reader hit by Ctrl-C) is skipped and the message goes to the next one; a sender
+that has gone fails with EINTR and its message is never delivered.
+
+A receive may be *tentative* (`offer`): the message leaves the channel as an
+`Offer` that the taker's view confirms at its last moment before the reader has
+it, or declines (the reader left; the message goes back where it was), or loses
+(the link to the taker failed).  While an offer is out no later message is
+handed to anyone, so giving one back keeps the order.  A rendezvous sender
+completes when its offer is confirmed: when the reader's side holds the message.
 """
 from __future__ import annotations
 
@@ -16,9 +24,12 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
 
 from circuit import errors
 from circuit.core.waiters import Deferrals, WaiterSet
+
+log = Logger("circuit.channel")
 
 Alive = Optional[Callable[[], bool]]
 
@@ -27,7 +38,9 @@ Alive = Optional[Callable[[], bool]]
 class _Sender:
     message: bytes
     done: Deferred
+    alive: Alive = None
     decided: Optional[Callable[[], None]] = None  # its answer, settled but not yet fired
+    told: bool = False  # answered while its message was out on offer (it gave up then)
 
 
 @dataclass(eq=False)
@@ -35,6 +48,45 @@ class _Receiver:
     done: Deferred
     alive: Alive
     decided: Optional[Callable[[], None]] = None
+    tentative: bool = False  # wants an Offer, not the message itself
+
+
+def _here(waiter) -> bool:
+    return waiter.alive is None or waiter.alive()
+
+
+class Offer:
+    """A message on its way to a taker, not yet known to have arrived.
+
+    Exactly one of `confirm`, `decline` and `lost` settles it; later calls do nothing.
+    """
+
+    def __init__(self, channel: "Channel", message: bytes, sender: Optional[_Sender]):
+        self.channel = channel
+        self.message = message
+        self.sender = sender  # a rendezvous sender, committed but not yet answered
+        self.settled = False
+
+    def confirm(self) -> None:
+        """The taker's reader has it."""
+        if self._settle():
+            self.channel._confirmed(self)
+
+    def decline(self) -> None:
+        """The taker's reader had gone: the message goes back, as if never taken."""
+        if self._settle():
+            self.channel._declined(self)
+
+    def lost(self) -> None:
+        """The link to the taker failed mid-hand-over: it may or may not have the message."""
+        if self._settle():
+            self.channel._lost(self)
+
+    def _settle(self) -> bool:
+        if self.settled:
+            return False
+        self.settled = True
+        return True
 
 
 def _decide(later: Deferrals, waiter, fire: Callable[[], None]) -> None:
@@ -61,6 +113,7 @@ class Channel:
         self._buffer: deque[bytes] = deque()
         self._senders: deque[_Sender] = deque()
         self._receivers: deque[_Receiver] = deque()
+        self._offered: Optional[Offer] = None  # at most one hand-over in flight
         self._send_ready = WaiterSet()
         self._recv_ready = WaiterSet()
 
@@ -73,10 +126,12 @@ class Channel:
         self._settle()
 
     # -- sending -------------------------------------------------------------------
-    def send(self, message: bytes) -> Deferred:
-        """Fires once the message is buffered or, for cap 0, taken by a receiver.
+    def send(self, message: bytes, alive: Alive = None) -> Deferred:
+        """Fires once the message is buffered or, for cap 0, held by a receiver's side.
 
-        Cancelling before then withdraws the message: nobody will receive it.
+        Cancelling before then withdraws the message: nobody will receive it.  A
+        sender whose ``alive`` says False at the moment of hand-over fails with
+        EINTR, its message unsent.
         """
         try:
             self._check_usable()
@@ -84,49 +139,78 @@ class Channel:
             return fail(e)
         if self.closed:
             return fail(errors.Closed("send on a closed channel"))
-        sender = _Sender(message, Deferred(lambda d: self._withdraw(sender)))
+        sender = _Sender(message, Deferred(lambda d: self._withdraw(sender)), alive)
         self._senders.append(sender)
         self._settle()
         return sender.done
 
-    def try_send(self, message: bytes) -> None:
+    def try_send(self, message: bytes, alive: Alive = None) -> Deferred:
+        """Send only if the message is taken at once (buffered, or matched with a
+        receiver); else raise WouldBlock and change nothing.  The Deferred fires as
+        send's does: for cap 0, once the receiver's side holds the message."""
         self._check_usable()
         if self.closed:
             raise errors.Closed("send on a closed channel")
         if not self._would_send():
             raise errors.WouldBlock("the channel is full (trysend would block)")
-        self.send(message)
+        done = self.send(message, alive)
+        if not done.called and any(s.done is done for s in self._senders):
+            done.cancel()  # not taken after all (the receiver had gone): withdraw it
+            done.addErrback(lambda f: None)
+            raise errors.WouldBlock("the channel is full (trysend would block)")
+        return done
 
     def _withdraw(self, sender: _Sender) -> None:
         if sender in self._senders:
             self._senders.remove(sender)
             self._settle()
-        else:  # cancelled after its answer was settled: too late to withdraw, answer now
+        elif sender.decided is not None:  # cancelled after its answer was settled: answer now
             _fire(sender)
+        elif self._offered is not None and self._offered.sender is sender:
+            # Its message is out on offer: it was committed when it was taken, so it
+            # has been sent; the offer settles without it (see _declined, _lost).
+            sender.told = True
+            self.sent += 1
+            sender.done.callback(None)
 
     # -- receiving -----------------------------------------------------------------
     def recv(self, alive: Alive = None) -> Deferred:
         """Fires with the next message; cancelling before that takes nothing."""
+        return self._wait_recv(alive, tentative=False)
+
+    def offer(self, alive: Alive = None) -> Deferred:
+        """As recv, but fires with an Offer that the taker must confirm, decline or lose."""
+        return self._wait_recv(alive, tentative=True)
+
+    def _wait_recv(self, alive: Alive, tentative: bool) -> Deferred:
         try:
             self._check_usable()
         except errors.CircuitError as e:
             return fail(e)
-        receiver = _Receiver(Deferred(lambda d: self._leave(receiver)), alive)
+        receiver = _Receiver(Deferred(lambda d: self._leave(receiver)), alive, tentative=tentative)
         self._receivers.append(receiver)
         self._settle()
         return receiver.done
 
     def try_recv(self) -> bytes:
+        offer = self.try_offer()
+        offer.confirm()
+        return offer.message
+
+    def try_offer(self) -> Offer:
+        """The next message as an Offer if one is there now; else WouldBlock or Closed."""
         self._check_usable()
-        if not (self._buffer or self._senders):
-            if self.closed:
-                raise errors.Closed("the channel is closed and drained")
-            raise errors.WouldBlock("the channel is empty (tryrecv would block)")
-        later = Deferrals()
-        message = self._take(later)
-        self._settle()
-        later.run()
-        return message
+        while True:
+            if self._offered is not None or not (self._buffer or self._senders):
+                if self.closed and self._offered is None:
+                    raise errors.Closed("the channel is closed and drained")
+                raise errors.WouldBlock("the channel is empty (tryrecv would block)")
+            later = Deferrals()
+            offer = self._take(later)
+            self._settle()
+            later.run()
+            if offer is not None:
+                return offer
 
     def unrecv(self, message: bytes) -> None:
         """Put back a message that was taken for a taker that then gave up.
@@ -197,10 +281,18 @@ class Channel:
             return True
         if self._senders:
             return False
-        return len(self._buffer) < self.cap or any(self._live_receivers())
+        return self._room() > 0 or (self._offered is None and any(self._live_receivers()))
 
     def _would_recv(self) -> bool:
+        if self._offered is not None:
+            return False  # the next message is whatever that hand-over leaves
         return bool(self._buffer or self._senders or self.closed)
+
+    def _room(self) -> int:
+        """Free buffer slots; a buffered message out on offer keeps its slot until confirmed."""
+        assert self.cap is not None
+        held = 1 if self._offered is not None and self._offered.sender is None else 0
+        return self.cap - len(self._buffer) - held
 
     def _live_receivers(self):
         return (r for r in self._receivers if r.alive is None or r.alive())
@@ -224,7 +316,11 @@ class Channel:
         self.removed = True
         gone = errors.NotFound("the channel was removed")
         later = Deferrals()
-        for w in [*self._senders, *self._receivers]:
+        waiting = [*self._senders, *self._receivers]
+        offer, self._offered = self._offered, None
+        if offer is not None and offer.sender is not None and not offer.sender.told:
+            waiting.append(offer.sender)
+        for w in waiting:
             _decide(later, w, lambda w=w: w.done.errback(gone))
         self._senders.clear()
         self._receivers.clear()
@@ -242,6 +338,9 @@ class Channel:
             "received": self.received,
             "senders_waiting": len(self._senders),
             "receivers_waiting": len(self._receivers),
+            "handing_over": 0 if self._offered is None else 1,
+            "send_waits": len(self._send_ready),  # waiting for a send to be possible
+            "recv_waits": len(self._recv_ready),
         }
 
     # -- the one place messages move ------------------------------------------------
@@ -259,22 +358,35 @@ class Channel:
             return
         later = Deferrals()
         while True:
-            # Fill the buffer from blocked senders, oldest first.
-            while self._senders and len(self._buffer) < self.cap:
+            # Fill the buffer from blocked senders still there, oldest first.
+            while self._senders and self._room() > 0:
                 s = self._senders.popleft()
+                if not _here(s):
+                    _decide(later, s, lambda s=s: s.done.errback(errors.Interrupted("the sender went away")))
+                    continue
                 self._buffer.append(s.message)
                 self.sent += 1
                 _decide(later, s, lambda s=s: s.done.callback(None))
+            if self._offered is not None:
+                break  # one hand-over at a time: a message given back keeps its place
             if not (self._receivers and (self._buffer or self._senders)):
                 break
             # Hand the oldest message to the oldest receiver still there.
             r = self._receivers.popleft()
-            if r.alive is not None and not r.alive():
+            if not _here(r):
                 _decide(later, r, lambda r=r: r.done.errback(errors.Interrupted("the receiver went away")))
                 continue
-            message = self._take(later)
-            _decide(later, r, lambda r=r, m=message: r.done.callback(m))
-        if self.closed and not self._buffer:
+            offer = self._take(later)
+            if offer is None:  # the rendezvous sender had gone: try again with this receiver
+                self._receivers.appendleft(r)
+                continue
+            if r.tentative:
+                _decide(later, r, lambda r=r, o=offer: r.done.callback(o))
+            else:
+                offer.settled = True
+                self._confirm(offer, later)
+                _decide(later, r, lambda r=r, m=offer.message: r.done.callback(m))
+        if self.closed and not self._buffer and self._offered is None:
             drained = errors.Closed("the channel is closed and drained")
             while self._receivers:
                 r = self._receivers.popleft()
@@ -286,14 +398,66 @@ class Channel:
             later.later(self._recv_ready.fire_all)
         later.run()
 
-    def _take(self, later: Deferrals) -> bytes:
-        """Take the oldest message: from the buffer, else from a sender's hand."""
+    def _take(self, later: Deferrals) -> Optional[Offer]:
+        """Take the oldest message, from the buffer or a rendezvous sender's hand, as
+        the offer in flight; None if that sender had gone (it fails with EINTR)."""
         if self._buffer:
-            message = self._buffer.popleft()
-        else:  # rendezvous
+            offer = Offer(self, self._buffer.popleft(), None)
+        else:
             s = self._senders.popleft()
-            message = s.message
+            if not _here(s):
+                _decide(later, s, lambda: s.done.errback(errors.Interrupted("the sender went away")))
+                return None
+            offer = Offer(self, s.message, s)
+        self._offered = offer
+        return offer
+
+    # -- settling an offer ----------------------------------------------------------
+    def _confirm(self, offer: Offer, later: Deferrals) -> None:
+        self._offered = None
+        self.received += 1
+        s = offer.sender
+        if s is not None and not s.told:
             self.sent += 1
             _decide(later, s, lambda: s.done.callback(None))
-        self.received += 1
-        return message
+
+    def _confirmed(self, offer: Offer) -> None:
+        if self._offered is not offer:
+            return  # the channel was removed meanwhile
+        later = Deferrals()
+        self._confirm(offer, later)
+        later.run()
+        self._settle()
+
+    def _declined(self, offer: Offer) -> None:
+        if self._offered is not offer:
+            return
+        self._offered = None
+        s = offer.sender
+        if s is None or s.told:
+            self._buffer.appendleft(offer.message)  # it was the oldest: it is again
+        elif self.closed:
+            s.done.errback(errors.Closed("the channel was closed"))
+        else:
+            self._senders.appendleft(s)  # still waiting, and asked again at the next hand-over
+        self._settle()
+
+    def _lost(self, offer: Offer) -> None:
+        """Two generals: the taker may have delivered it.  A sender still waiting is
+        told EHOSTDOWN (its send's outcome is unknown) and the message is dropped, so it
+        is never delivered twice; a message already acknowledged to its sender goes
+        back to the head, so it is never lost (a duplicate is possible)."""
+        if self._offered is not offer:
+            return
+        self._offered = None
+        s = offer.sender
+        if s is not None and not s.told:
+            log.warn("a rendezvous hand-over was cut off: its sender is told EHOSTDOWN and the "
+                     "message ({n} bytes) dropped; the reader's host may have delivered it",
+                     n=len(offer.message))
+            s.done.errback(errors.HostDown("the receiving host was lost during the hand-over"))
+        else:
+            log.warn("a hand-over was cut off: the message ({n} bytes) goes back to the head of "
+                     "its channel; the reader's host may have delivered it too", n=len(offer.message))
+            self._buffer.appendleft(offer.message)
+        self._settle()

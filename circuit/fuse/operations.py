@@ -22,6 +22,7 @@ from circuit import errors
 from circuit.fuse.inodes import InodeTable
 from circuit.fuse.signals import InterruptWatch, ProcessCaller
 from circuit.interfaces import Attr, ICircuit, OpenFlags
+from circuit.tree.handles import hand_over
 
 log = Logger("circuit.fuse")
 
@@ -54,12 +55,16 @@ def _flags(os_flags: int) -> OpenFlags:
 
 
 class _Open:
-    __slots__ = ("handle", "pid", "path")
+    __slots__ = ("handle", "caller", "path")
 
-    def __init__(self, handle, pid: int, path: tuple):
+    def __init__(self, handle, caller: ProcessCaller, path: tuple):
         self.handle = handle
-        self.pid = pid
+        self.caller = caller
         self.path = path
+
+    @property
+    def pid(self) -> int:
+        return self.caller.pid
 
 
 class CircuitOperations(pyfuse3.Operations):
@@ -241,7 +246,7 @@ class CircuitOperations(pyfuse3.Operations):
         caller = ProcessCaller(ctx.pid)
         handle = await self._await(self._call(path, "open", flags, caller, mode))
         fh = next(self._fh)
-        self.open_files[fh] = _Open(handle, ctx.pid, path)
+        self.open_files[fh] = _Open(handle, caller, path)
         # Control files have no size and may block: bypass the page cache for them.
         control = path[1:2] != ("fs",)
         return pyfuse3.FileInfo(fh=fh, direct_io=control, keep_cache=False,
@@ -255,7 +260,14 @@ class CircuitOperations(pyfuse3.Operations):
 
     async def read(self, fh, off, size):
         f = self._file(fh)
-        return await self._await(f.handle.read(off, size), f.pid)
+        data = await self._await(f.handle.read(off, size), f.pid)
+        # The last moment before the kernel has the bytes: a message goes only to a
+        # reader still there (pyfuse3 replies as soon as this returns).
+        try:
+            hand_over(f.handle, f.caller)
+        except errors.CircuitError as e:
+            raise _errno(e) from None
+        return data
 
     async def write(self, fh, off, buf):
         f = self._file(fh)

@@ -2,9 +2,11 @@
 
 A view cannot tell it from the local tree.  Blocking calls carry a call ID:
 cancelling one (Ctrl-C at the other end of a FUSE mount) cancels it on the
-owner too, and a first read whose answer arrives after its reader left is
-given back (`unread`), so no message is taken for a reader that left.  When the
-owner leaves the circuit every call still waiting fails with EHOSTDOWN.
+owner too.  The caller is asked "still there?" here, on its own host: a read
+that took a message is confirmed to the owner, or given back (`unread`), by
+the view at its last moment; a send is attempted only after asking, and never
+waits inside the owner's channel (`_Sending`).  When the owner leaves the
+circuit every call still waiting fails with EHOSTDOWN.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from itertools import count
 from typing import Any, Optional
 
 from twisted.internet.defer import CancelledError, Deferred, fail, gatherResults, succeed
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from circuit import errors
@@ -19,6 +22,8 @@ from circuit.core.select import Clause
 from circuit.interfaces import ICaller, IHandle, IHostTree, OpenFlags
 from circuit.pb import wire
 from circuit.tree.handles import Handle, TextHandle
+
+log = Logger("circuit.pb")
 
 _call_ids = count(1)
 _FRESH = 1.0  # seconds an attribute answer stays good for the question that follows it
@@ -112,10 +117,10 @@ class RemoteHostTree:
         if path[:1] == ("fs",):
             # Ordinary files: wait, so open(2) itself reports ENOENT, EISDIR and the like.
             return self.call("open", *request).addCallback(
-                lambda streaming: RemoteHandle(self, hid, streaming, flags))
+                lambda streaming: RemoteHandle(self, hid, streaming, flags, caller))
         # Control files: the open travels with the first read or write (one message
         # instead of two); a refused open shows there.  A handle never used costs nothing.
-        return succeed(RemoteHandle(self, hid, True, flags, opening=request))
+        return succeed(RemoteHandle(self, hid, True, flags, caller, opening=request))
 
     def clause(self, path: tuple, op: str, spelled: str) -> Deferred:
         # Check now that the owner accepts this clause (EINVAL at write time, as locally).
@@ -180,14 +185,18 @@ class RemoteHandle(Handle):
     """An open file on another host, read and written in chunks."""
 
     def __init__(self, tree: RemoteHostTree, hid: int, streaming: bool, flags: OpenFlags,
-                 opening: Optional[tuple] = None):
+                 caller: ICaller, opening: Optional[tuple] = None):
         self._tree = tree
         self._hid = hid
         self.streaming = streaming
         self._flags = flags
+        self._caller = caller
         self._opening = opening  # the open not sent yet: it goes with the first operation
         self._released = False
         self._size: Any = None  # the content's whole size, once the owner has told us
+        self._offered = False  # the first read took a message: confirm or give it back
+        self._written = False  # bytes written since the last flush
+        self._sending: Optional[_Sending] = None
 
     def known_size(self):
         return self._size
@@ -211,9 +220,10 @@ class RemoteHandle(Handle):
         return d
 
     def _got(self, answer) -> bytes:
-        size, data = answer
+        (size, offered), data = answer
         if size is not None:
             self._size = size
+        self._offered = self._offered or bool(offered)
         return data
 
     def _left(self, failure):
@@ -221,16 +231,38 @@ class RemoteHandle(Handle):
             self._tree.call("unread", self._hid, timeout=5).addErrback(lambda f: None)
         return failure
 
+    # The view decides, at its last moment, for the caller on this host.
+    def offered(self) -> bool:
+        return self._offered
+
+    def confirm(self) -> None:
+        if self._offered:
+            self._offered = False
+            self._tree.call("confirm", self._hid, timeout=None).addErrback(self._unsettled, "confirm")
+
+    def unread(self) -> None:
+        if self._offered:
+            self._offered = False
+            self._tree.call("unread", self._hid, timeout=None).addErrback(self._unsettled, "unread")
+
+    def _unsettled(self, failure, what: str) -> None:
+        # The owner settles the hand-over as lost when the connection goes (and logs it).
+        log.info("{what} of a message from {host} did not arrive: {why}", what=what,
+                 host=self._tree.host_id, why=failure.getErrorMessage())
+
     def write(self, offset: int, data: bytes) -> Deferred:
+        self._written = True
         writes = [self._ask("write", self._hid, offset + i, data[i: i + wire.MAX_CHUNK])
                   for i in range(0, len(data), wire.MAX_CHUNK)] or [succeed(0)]
         return gatherResults(writes, consumeErrors=True).addCallbacks(
             lambda _: len(data), lambda f: f.value.subFailure)
 
     def flush(self) -> Deferred:
-        if not self._flags.write:
-            return succeed(None)  # nothing to deliver: spare the round trip
-        return self._ask("flush", self._hid)
+        if not (self._flags.write and self._written):
+            return succeed(None)  # nothing to deliver (the shell's early flush): spare the trip
+        self._written = False
+        self._sending = _Sending(self)
+        return self._sending.start()
 
     def release(self) -> Deferred:
         if self._released or self._tree.gone:
@@ -238,7 +270,87 @@ class RemoteHandle(Handle):
         self._released = True
         if self._opening is not None and not (self._flags.write and self._flags.truncate):
             return succeed(None)  # never opened over there, and nothing to deliver
+        if self._sending is not None and not self._sending.finished.called:
+            # A send committed for a writer that has since gone: release once it is done.
+            return self._sending.finished.addBoth(lambda _: self._release())
+        return self._release()
+
+    def _release(self) -> Deferred:
         return self._ask("release", self._hid, blocking=False).addErrback(lambda f: None)
+
+
+class _Sending:
+    """One send from a writer on this host to a channel on the owner's.
+
+    Before every attempt the writer is asked whether it is still there; an
+    attempt is delivered at once by the owner or answered EAGAIN, and then we
+    wait (taking nothing) until the channel could take it, and ask again.  So no
+    message is taken from a writer that has gone, with a window of one trip to
+    the owner.  A writer that gives up while an attempt is on its way was asked
+    just before: its send counts as made (close returns 0) and we see it through.
+    """
+
+    def __init__(self, handle: RemoteHandle):
+        self.handle = handle
+        self.done: Deferred = Deferred(self._cancelled)  # what the writer waits for
+        self.finished: Deferred = Deferred()  # when nothing of it is in flight any more
+        self.in_flight = False
+        self.orphan = False  # its writer gave up during an attempt and was told "sent"
+        self._waiting: Optional[Deferred] = None
+
+    def start(self) -> Deferred:
+        self._attempt()
+        return self.done
+
+    def _attempt(self) -> None:
+        h = self.handle
+        if not self.orphan and not h._caller.alive():
+            return self._end(errors.Interrupted("the writer went away; nothing was sent"))
+        self.in_flight = True
+        h._ask("flush", h._hid).addCallbacks(self._sent, self._refused)
+
+    def _sent(self, _) -> None:
+        self.in_flight = False
+        self._end(None)
+
+    def _refused(self, failure) -> None:
+        self.in_flight = False
+        if failure.check(errors.WouldBlock):
+            h = self.handle
+            self._waiting = h._tree.blocking("flush_ready", h._hid)
+            self._waiting.addCallbacks(lambda _: self._attempt(), self._wait_failed)
+            return None
+        return self._end(failure.value if failure.check(errors.CircuitError) else
+                         errors.CircuitError(failure.getErrorMessage()))
+
+    def _wait_failed(self, failure) -> None:
+        self._waiting = None
+        if failure.check(CancelledError):
+            return self._end(errors.Interrupted("the writer went away; nothing was sent"))
+        return self._end(failure.value if failure.check(errors.CircuitError) else
+                         errors.CircuitError(failure.getErrorMessage()))
+
+    def _cancelled(self, d: Deferred) -> None:
+        if self.in_flight:
+            # Asked just before this attempt left: handed over before it gave up.
+            self.orphan = True
+            d.callback(None)
+        elif self._waiting is not None:
+            waiting, self._waiting = self._waiting, None
+            waiting.cancel()  # cancels the wait on the owner too; nothing was taken
+
+    def _end(self, error) -> None:
+        if self.orphan and error is not None:
+            log.warn("a message ({what}) to {host} was lost: its writer had been told it was "
+                     "sent as it gave up, and then: {why}", what=self.handle._hid,
+                     host=self.handle._tree.host_id, why=error)
+        if not self.done.called:
+            if error is None:
+                self.done.callback(None)
+            else:
+                self.done.errback(error)
+        if not self.finished.called:
+            self.finished.callback(None)
 
 
 def send_message(tree: RemoteHostTree, path: tuple, message: bytes) -> Deferred:

@@ -40,13 +40,27 @@ MAX_OPEN_HANDLES = 100000
 
 @implementer(pb.IPBRoot)
 class PeerRoot:
-    """Gives every connection its own session."""
+    """Gives every connection its own session, and drops a departed host's sessions."""
 
     def __init__(self, node):
         self.node = node
+        self.sessions: set[PeerSession] = set()
 
     def rootObject(self, broker) -> "PeerSession":
-        return PeerSession(self.node, broker)
+        session = PeerSession(self.node, broker)
+        self.sessions.add(session)
+        broker.notifyOnDisconnect(lambda: self.sessions.discard(session))
+        return session
+
+    def drop(self, peer_id: str) -> None:
+        """The membership says the peer left or died: close what it had open here.
+
+        Its connections may linger (a stopped or cut-off host sends no FIN); the
+        hand-overs it had in flight are settled as lost now, not at a TCP timeout.
+        """
+        for session in list(self.sessions):
+            if session.peer() == peer_id:
+                session.disconnect()
 
 
 @implementer(ICaller)
@@ -79,7 +93,7 @@ class PeerSession(pb.Referenceable):
         broker.notifyOnDisconnect(self._disconnected)
 
     # -- who is calling -----------------------------------------------------------------
-    def _peer(self) -> Optional[str]:
+    def peer(self) -> Optional[str]:
         if self.peer_id is None:
             try:
                 cert = self.broker.transport.getPeerCertificate()
@@ -90,7 +104,15 @@ class PeerSession(pb.Referenceable):
                                           else x509.load_der_x509_certificate(cert))
         return self.peer_id
 
+    def disconnect(self) -> None:
+        transport = self.broker.transport
+        if transport is not None:
+            transport.abortConnection()
+        self._disconnected()
+
     def _disconnected(self) -> None:
+        if self.closed:
+            return
         self.closed = True
         for d in list(self._pending.values()):
             d.cancel()
@@ -98,6 +120,7 @@ class PeerSession(pb.Referenceable):
         handles, self._handles = self._handles, {}
         for h in handles.values():
             if not isinstance(h, _Refused):
+                h.lost()  # an answer that took a message may or may not have arrived
                 h.release()
 
     # -- plumbing ------------------------------------------------------------------------
@@ -204,15 +227,23 @@ class PeerSession(pb.Referenceable):
         return handle
 
     def remote_read(self, hid, offset, size, call_id):
-        """Answers [data, size]: the file's whole size when known, so the caller can
-        answer the read at the end itself."""
+        """Answers the data with [size, offered]: the file's whole size when known, so
+        the caller can answer the read at the end itself; and whether the read took
+        a message, which the caller's host then confirms or gives back."""
         size = min(int(size), wire.MAX_CHUNK)
 
         def read():
             handle = self._handle(hid)
             return handle.read(int(offset), size).addCallback(
-                lambda data: wire.Data(handle.known_size(), data))
+                lambda data: wire.Data([handle.known_size(), handle.offered()], data))
         return self._blocking(call_id, read)
+
+    def remote_confirm(self, hid):
+        """The caller's host handed the message to a reader still there."""
+        handle = self._handles.get(hid)
+        if handle is not None and not isinstance(handle, _Refused):
+            handle.confirm()
+        return wire.ok()
 
     def remote_write(self, hid, offset, data, call_id):
         if not isinstance(data, bytes) or len(data) > wire.MAX_CHUNK:
@@ -220,7 +251,14 @@ class PeerSession(pb.Referenceable):
         return self._blocking(call_id, lambda: self._handle(hid).write(int(offset), data))
 
     def remote_flush(self, hid, call_id):
-        return self._blocking(call_id, lambda: self._handle(hid).flush())
+        """Deliver now or answer EAGAIN: a writer on another host never waits inside a
+        channel here, because only its own host can tell, at the moment its message
+        is taken, whether it is still there (it asks before every attempt)."""
+        return self._blocking(call_id, lambda: self._handle(hid).try_flush())
+
+    def remote_flush_ready(self, hid, call_id):
+        """Wait, taking nothing, until a flush would not answer EAGAIN."""
+        return self._blocking(call_id, lambda: self._handle(hid).flush_ready())
 
     def remote_release(self, hid):
         handle = self._handles.pop(hid, None)
@@ -231,9 +269,8 @@ class PeerSession(pb.Referenceable):
     def remote_unread(self, hid):
         """The caller's reader left after the first read was answered: give it back."""
         handle = self._handles.get(hid)
-        unread = getattr(handle, "unread", None)
-        if unread is not None:
-            unread()
+        if handle is not None and not isinstance(handle, _Refused):
+            handle.unread()
         return wire.ok()
 
     # -- select clauses on this host ----------------------------------------------------
@@ -284,15 +321,15 @@ class PeerSession(pb.Referenceable):
 
 
 
-def listen(reactor, addr: str, credentials, node) -> Deferred:
-    """Deferred[IListeningPort]: serve ``node`` to peers at ``HOST:PORT`` over mutual TLS."""
+def listen(reactor, addr: str, credentials, root: PeerRoot) -> Deferred:
+    """Deferred[IListeningPort]: serve ``root`` to peers at ``HOST:PORT`` over mutual TLS."""
     from twisted.internet import endpoints
 
     from circuit.tls.options import server_options
     host, _, port = addr.rpartition(":")
     endpoint = endpoints.SSL4ServerEndpoint(reactor, int(port), server_options(credentials),
                                             interface=host.strip("[]"))
-    factory = pb.PBServerFactory(PeerRoot(node), security=strict_security())
+    factory = pb.PBServerFactory(root, security=strict_security())
     factory.protocol = _ServerBroker
     return endpoint.listen(factory)
 

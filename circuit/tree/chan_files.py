@@ -1,8 +1,6 @@
 """The control files of ``chan/NAME``."""
 from __future__ import annotations
 
-from twisted.internet.defer import succeed
-
 from circuit import errors
 from circuit.core.select import Clause
 from circuit.tree.context import ElementContext, as_json
@@ -32,7 +30,9 @@ def _cap(ctx: ElementContext, flags, caller):
 
 def _send(ctx, flags, caller):
     ch = ctx.element
-    return MessageHandle(ch.send, flags.truncate, check=lambda _: ch.check_send())
+    return MessageHandle(lambda m: ch.send(m, alive=caller.alive), flags.truncate,
+                         check=lambda _: ch.check_send(),
+                         deliver_now=lambda m: ch.try_send(m, alive=caller.alive), ready=ch.wait_send)
 
 
 def _check_trysend(ch) -> None:
@@ -42,17 +42,18 @@ def _check_trysend(ch) -> None:
 
 def _trysend(ctx, flags, caller):
     ch = ctx.element
-    return MessageHandle(ch.try_send, flags.truncate, check=lambda _: _check_trysend(ch))
+    return MessageHandle(lambda m: ch.try_send(m, alive=caller.alive), flags.truncate,
+                         check=lambda _: _check_trysend(ch))
 
 
 def _recv(ctx, flags, caller):
     ch = ctx.element
-    return ResultHandle(lambda: ch.recv(alive=caller.alive), giveback=ch.unrecv)
+    return ResultHandle(lambda: ch.offer(alive=caller.alive))
 
 
 def _tryrecv(ctx, flags, caller):
     ch = ctx.element
-    return ResultHandle(lambda: succeed(ch.try_recv()), giveback=ch.unrecv)
+    return ResultHandle(ch.try_offer)
 
 
 def _waitsend(ctx, flags, caller):

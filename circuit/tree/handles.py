@@ -37,6 +37,46 @@ class Handle:
         """The whole content's size once it is known (lets a remote reader stop early)."""
         return None
 
+    # A read that took something (a message) hands it over in two steps: the view,
+    # at its last moment before its caller has the bytes, confirms or gives it back.
+    def offered(self) -> bool:
+        """True while a read's answer took something not yet confirmed."""
+        return False
+
+    def confirm(self) -> None:
+        """The caller has the answer of the read that took it."""
+
+    def unread(self) -> None:
+        """The caller left before it had that answer: give back what was taken."""
+
+    def lost(self) -> None:
+        """The link to the caller failed while that answer was on its way."""
+
+    def try_flush(self) -> Deferred:
+        """As flush, but fail WouldBlock (keeping the message) instead of waiting."""
+        return self.flush()
+
+    def flush_ready(self) -> Deferred:
+        """Fires when try_flush would not wait; takes nothing."""
+        return succeed(None)
+
+
+def hand_over(handle: IHandle, caller) -> None:
+    """The last step of every read, in every view, just before the caller gets the bytes.
+
+    If the read took something (a message), ask the caller whether it is still
+    there: if so the hand-over is confirmed, else what was taken goes back and the
+    read fails with EINTR.  This is the one place "a reader that left takes
+    nothing" is decided; its window is the time from here to the caller having the
+    answer (the kernel copying it, the SSH channel writing it).
+    """
+    if handle.offered():
+        if caller.alive():
+            handle.confirm()
+        else:
+            handle.unread()
+            raise errors.Interrupted("the reader went away; the message stays in its channel")
+
 
 def _slice(data: bytes, offset: int, size: int) -> bytes:
     return data[offset : offset + size]
@@ -60,17 +100,18 @@ class ResultHandle(Handle):
 
     Reads that arrive while the fetch is pending all wait for it (an SFTP client
     pipelines reads at increasing offsets); cancelling every one of them
-    cancels the fetch, so nothing is taken for a reader that left.
+    cancels the fetch, so nothing is taken for a reader that left.  A fetch may
+    answer with an offer (a message taken tentatively, `circuit.core.channel.Offer`):
+    the view confirms it once its reader has the bytes, or gives it back.
     """
 
     streaming = True
 
-    def __init__(self, fetch: Callable[[], Deferred],
-                 giveback: Optional[Callable[[bytes], None]] = None):
+    def __init__(self, fetch: Callable[[], Any]):
         self._fetch = fetch
-        self._giveback = giveback
         self._pending: Optional[Deferred] = None
         self._result: Optional[bytes] = None
+        self._offer: Any = None
         self._error: Optional[Exception] = None
         self._readers = WaiterSet()
 
@@ -89,11 +130,26 @@ class ResultHandle(Handle):
     def known_size(self) -> Optional[int]:
         return None if self._result is None else len(self._result)
 
+    def offered(self) -> bool:
+        return self._offer is not None
+
+    def confirm(self) -> None:
+        offer, self._offer = self._offer, None
+        if offer is not None:
+            offer.confirm()
+
     def unread(self) -> None:
-        """The result was fetched for a reader that then left: give it back, fetch anew next time."""
-        if self._result is not None and self._giveback is not None:
-            result, self._result, self._pending = self._result, None, None
-            self._giveback(result)
+        """The result was taken for a reader that then left: give it back, fetch anew next time."""
+        offer, self._offer = self._offer, None
+        if offer is not None:
+            self._result, self._pending = None, None
+            offer.decline()
+
+    def lost(self) -> None:
+        offer, self._offer = self._offer, None
+        if offer is not None:
+            self._result, self._pending = None, None
+            offer.lost()
 
     def _reader_left(self, failure):
         # The last reader gave up: give up the fetch too (cancels the recv).
@@ -102,8 +158,13 @@ class ResultHandle(Handle):
             pending.cancel()
         return failure
 
-    def _fetched(self, result: bytes) -> None:
+    def _fetched(self, result: Any) -> None:
+        if not isinstance(result, bytes):  # an offer
+            self._offer, result = result, result.message
         self._result = result
+        if len(self._readers) == 0:
+            self.unread()  # settled just as the last reader left: it goes back
+            return
         self._readers.fire_all(result)
 
     def _failed(self, failure) -> None:
@@ -119,6 +180,7 @@ class ResultHandle(Handle):
         if self._pending is not None and self._result is None:
             pending, self._pending = self._pending, None
             pending.cancel()
+        self.unread()  # never confirmed: no reader had it
         return succeed(None)
 
 
@@ -181,15 +243,26 @@ class MessageHandle(Handle):
 
     ``check`` sees what has been written so far at every write(2) and may refuse
     it there: bash's builtin ``echo`` ignores close(2), so write is the only
-    place it hears a refusal.  A refused write drops what was written.
+    place it hears a refusal.  A refused write drops what was written.  It gets
+    the buffer itself (no copy: a 64 MiB message arrives in hundreds of writes).
+
+    ``deliver_now`` and ``ready`` serve a writer on another host, whose own host
+    asks it "still there?" before every attempt: `try_flush` delivers only if that
+    needs no wait (else WouldBlock, the message kept for the next attempt), and
+    `flush_ready` waits, taking nothing, until an attempt would not wait.
     """
 
     def __init__(self, deliver: Callable[[bytes], Any], truncate: bool = False,
                  readable: Optional[Callable[[], bytes]] = None,
-                 check: Optional[Callable[[bytes], Any]] = None):
+                 check: Optional[Callable[[bytearray], Any]] = None,
+                 deliver_now: Optional[Callable[[bytes], Any]] = None,
+                 ready: Optional[Callable[[], Deferred]] = None):
         self._deliver = deliver
+        self._deliver_now = deliver_now or deliver
+        self._ready = ready
         self._check = check
         self._buffer = bytearray()
+        self._kept: Optional[bytes] = None  # an attempt that would have waited
         self._truncate = truncate
         self._delivered = False
         self._readable = readable
@@ -212,17 +285,42 @@ class MessageHandle(Handle):
             self._buffer = bytearray()
             self._delivered = True  # nothing more to deliver for this open
             return failure
-        return maybeDeferred(self._check, bytes(self._buffer)).addCallbacks(
+        return maybeDeferred(self._check, self._buffer).addCallbacks(
             lambda _: len(data), refused)
 
-    def flush(self) -> Deferred:
+    def _message(self) -> Optional[bytes]:
+        """What the next flush delivers: a kept attempt, else what was written."""
+        if self._kept is not None:
+            message, self._kept = self._kept, None
+            return message
         if not self._buffer:
-            return succeed(None)
+            return None
         message, self._buffer = bytes(self._buffer), bytearray()
         self._delivered = True
+        return message
+
+    def flush(self) -> Deferred:
+        message = self._message()
+        if message is None:
+            return succeed(None)
         return maybeDeferred(self._deliver, message)
 
+    def try_flush(self) -> Deferred:
+        message = self._message()
+        if message is None:
+            return succeed(None)
+
+        def would_wait(failure):
+            failure.trap(errors.WouldBlock)
+            self._kept = message
+            return failure
+        return maybeDeferred(self._deliver_now, message).addErrback(would_wait)
+
+    def flush_ready(self) -> Deferred:
+        return succeed(None) if self._ready is None else self._ready()
+
     def release(self) -> Deferred:
+        self._kept = None  # an attempt that never went: its writer left
         if self._buffer:
             return self.flush()
         if self._truncate and not self._delivered:

@@ -68,10 +68,25 @@ class _Recording(Handle):
     def known_size(self):
         return self.inner.known_size()
 
+    def offered(self):
+        return self.inner.offered()
+
+    def confirm(self):
+        self.inner.confirm()
+
     def unread(self):
-        unread = getattr(self.inner, "unread", None)
-        if unread is not None:
-            unread()
+        self.inner.unread()
+
+    def lost(self):
+        self.inner.lost()
+
+    def try_flush(self):
+        # Would wait: no refusal, the writer's host waits and tries again.
+        return self.inner.try_flush().addErrback(
+            lambda f: f if f.check(errors.WouldBlock) else self._note(f))
+
+    def flush_ready(self):
+        return self.inner.flush_ready().addErrback(self._note)
 
 
 @implementer(IHostTree)

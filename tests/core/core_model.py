@@ -17,6 +17,18 @@ from circuit.core.channel import Channel
 _NOTHING = object()
 
 
+def _noted(method):
+    """A model callback run inside a Deferred: an assertion it makes is kept for check()
+    (raised inside a callback it would only reach the log)."""
+    def run(self, *args):
+        try:
+            return method(self, *args)
+        except AssertionError as e:
+            self.broken.append(e)
+            raise
+    return run
+
+
 def _peek(d: Deferred):
     """The current result of d, without consuming it; _NOTHING if it has not fired."""
     seen = []
@@ -58,6 +70,11 @@ class ChannelModel:
     Messages are unique.  ``queue`` is the order the channel owes its takers: the
     accepted messages, then those of blocked senders, oldest first; a take must
     take its head, and a message given back (unrecv) goes back to the head.
+
+    An offer (a tentative take) takes the head too; while it is out (``handing``)
+    it counts as taken but not received; declining it gives it back to the head;
+    losing it gives it back, or, for a rendezvous sender still waiting, fails that
+    sender with EHOSTDOWN (the message then counts as lost with its send).
     """
 
     def __init__(self, ch: Channel):
@@ -73,6 +90,11 @@ class ChannelModel:
         self.cancelled_recvs: set[int] = set()   # ids of recv Deferreds cancelled while pending
         self.wait_sends: list[Deferred] = []
         self.wait_recvs: list[Deferred] = []
+        self.broken: list[AssertionError] = []  # assertions made inside Deferred callbacks
+        self.handing: Optional[tuple] = None  # (message, offer) out for confirmation
+        self.lost: set[bytes] = set()  # dropped with a send that failed EHOSTDOWN
+        self.writers: dict[bytes, list] = {}  # message -> its writer's alive flag
+        self.gone_writers: set[bytes] = set()  # left before their message was taken
         self._counter = 0
 
     # -- acting on the channel, telling the model first ----------------------------
@@ -80,9 +102,12 @@ class ChannelModel:
         self._counter += 1
         return b"m%d@%x" % (self._counter, id(self) & 0xFFFF)
 
-    def send(self, message: bytes, via: Optional[Callable[[bytes], Deferred]] = None) -> Deferred:
+    def send(self, message: bytes, via: Optional[Callable[[bytes], Deferred]] = None,
+             alive: Optional[list] = None) -> Deferred:
         self.queue.append(message)
-        d = (via or self.ch.send)(message)
+        if alive is not None:
+            self.writers[message] = alive
+        d = (via or self.ch.send)(message, alive=None if alive is None else (lambda: alive[0]))
         self.sends.append(d)
         d.addCallbacks(self._on_accepted, self._on_refused,
                        callbackArgs=(message,), errbackArgs=(message,))
@@ -91,11 +116,13 @@ class ChannelModel:
     def try_send(self, message: bytes) -> bool:
         self.queue.append(message)
         try:
-            self.ch.try_send(message)
+            d = self.ch.try_send(message)
         except (errors.WouldBlock, errors.Closed) as e:
             self._refuse(message, e)
             return False
-        self._accept(message)
+        self.sends.append(d)  # fires at once, or for cap 0 once an offer of it is confirmed
+        d.addCallbacks(self._on_accepted, self._on_refused,
+                       callbackArgs=(message,), errbackArgs=(message,))
         return True
 
     def recv(self, alive: Optional[list] = None) -> Deferred:
@@ -105,14 +132,40 @@ class ChannelModel:
                        callbackArgs=(alive,), errbackArgs=(d, alive))
         return d
 
+    def offer(self, alive: Optional[list] = None) -> Deferred:
+        d = self.ch.offer(alive=None if alive is None else (lambda: alive[0]))
+        self.recvs.append((d, alive))
+        d.addCallbacks(self._on_offered, self._on_recv_failed,
+                       callbackArgs=(alive,), errbackArgs=(d, alive))
+        return d
+
+    def settle(self, how: str) -> None:
+        """Confirm, decline or lose the offer that is out."""
+        if self.handing is None:
+            return
+        message, offer = self.handing
+        self.handing = None
+        if how == "confirm":
+            offer.confirm()
+            return
+        rendezvous_waiting = offer.sender is not None and not offer.sender.told
+        self.give_back(message)
+        if message not in self.accepted:
+            self.ever_taken.discard(message)  # never delivered: its sender waits again
+        if how == "lost" and rendezvous_waiting:
+            self.lost.add(message)  # its sender's errback below refuses it
+        getattr(offer, "decline" if how == "decline" else "lost")()
+
     def try_recv(self) -> Optional[bytes]:
         try:
             message = self.ch.try_recv()
         except errors.WouldBlock:
-            assert not self.queue and not self.ch.closed, "tryrecv said EAGAIN with a message owed"
+            assert self.handing or (not self.queue and not self.ch.closed), \
+                "tryrecv said EAGAIN with a message owed and no hand-over in flight"
             return None
         except errors.Closed:
-            assert self.ch.closed and not self.queue, "tryrecv said EPIPE with a message owed"
+            assert self.ch.closed and not self.queue and not self.handing, \
+                "tryrecv said EPIPE with a message owed"
             return None
         self.take(message)
         return message
@@ -144,6 +197,7 @@ class ChannelModel:
         assert self.queue, f"{message!r} delivered, but nothing was owed"
         assert self.queue[0] == message, (
             f"out of order: {message!r} delivered, {self.queue[0]!r} was owed first")
+        assert message not in self.gone_writers, f"{message!r} taken from a writer that had gone"
         self.queue.popleft()
         self.taken[message] += 1
         assert self.taken[message] == 1, f"{message!r} delivered twice"
@@ -154,59 +208,89 @@ class ChannelModel:
         self.taken[message] -= 1
         self.queue.appendleft(message)
 
+    @_noted
+    def _on_offered(self, offer, alive: Optional[list]):
+        assert alive is None or alive[0], f"{offer.message!r} offered to a receiver that had gone"
+        assert self.handing is None, "two hand-overs in flight at once"
+        self.take(offer.message)
+        self.handing = (offer.message, offer)
+
+    def writer_leaves(self, message: bytes) -> None:
+        self.writers[message][0] = False
+        out = self.handing[0] if self.handing else None
+        if message in self.queue and message not in self.accepted and message != out:
+            self.gone_writers.add(message)  # from now on it must never be taken
+
     def _accept(self, message: bytes) -> None:
+        assert message not in self.gone_writers, f"{message!r} accepted from a writer that had gone"
         assert message not in self.refused
         self.accepted.add(message)
 
     def _refuse(self, message: bytes, error: BaseException) -> None:
         assert message not in self.accepted, f"{message!r} both accepted and refused"
+        if message in self.lost:  # a rendezvous hand-over cut off: its outcome unknown
+            assert isinstance(error, errors.HostDown)
+            self.ever_taken.discard(message)
         assert message not in self.ever_taken, f"{message!r} refused after it was delivered"
         self.refused[message] = error
         self.queue.remove(message)
 
+    @_noted
     def _on_accepted(self, result, message: bytes):
         self._accept(message)
 
+    @_noted
     def _on_refused(self, f: Failure, message: bytes):
-        f.trap(CancelledError, errors.Closed)
+        f.trap(CancelledError, errors.Closed, errors.Interrupted, errors.HostDown)
         self._refuse(message, f.value)
 
+    @_noted
     def _on_received(self, message: bytes, alive: Optional[list]):
         assert alive is None or alive[0], f"{message!r} handed to a receiver that had gone"
         self.take(message)
 
+    @_noted
     def _on_recv_failed(self, f: Failure, d: Deferred, alive: Optional[list]):
         if f.check(CancelledError):
             assert id(d) in self.cancelled_recvs
         elif f.check(errors.Interrupted):
             assert alive is not None and not alive[0], "a live receiver was told EINTR"
         elif f.check(errors.Closed):
-            assert self.ch.closed and not self.queue, "a receiver was told EPIPE with a message owed"
+            assert self.ch.closed and not self.queue and not self.handing, \
+                "a receiver was told EPIPE with a message owed"
         else:
             return f
         self.recv_errors.append(f.value)
 
     # -- the checks ---------------------------------------------------------------------
     def check(self) -> None:
+        if self.broken:
+            raise self.broken[0]
         ch, st = self.ch, self.ch.stat()
-        delivered = sum(self.taken.values())
+        out = self.handing[0] if self.handing else None
+        delivered = sum(self.taken.values()) - (1 if out else 0)
+        out_accepted = out is not None and out in self.accepted  # buffered, or its sender told
+        assert st["handing_over"] == (1 if out else 0)
         assert st["sent"] == len(self.accepted)
         assert st["received"] == delivered
-        assert st["len"] == st["sent"] - st["received"]
+        assert st["len"] + (1 if out_accepted else 0) == st["sent"] - st["received"]
         assert st["len"] == sum(1 for m in self.queue if m in self.accepted)
-        assert st["senders_waiting"] == sum(1 for d in self.sends if pending(d))
+        assert st["senders_waiting"] == sum(1 for d in self.sends if pending(d)) - (
+            1 if out is not None and not out_accepted else 0)
         assert st["receivers_waiting"] == sum(1 for d, _ in self.recvs if pending(d))
         assert len(self.queue) == st["len"] + st["senders_waiting"]
         assert not set(self.queue) & self.refused.keys()
         assert all(self.taken[m] in (0, 1) for m in self.taken)
-        assert self.ever_taken <= self.accepted, "a message was delivered before its send was accepted"
+        assert self.ever_taken - {out} <= self.accepted, \
+            "a message was delivered before its send was accepted"
         if ch.cap == 0:
             assert self.accepted <= self.ever_taken, "a cap-0 send completed with no receiver taking it"
-        # Nobody waits while what they wait for is there.
-        if st["receivers_waiting"]:
+        # Nobody waits while what they wait for is there (unless a hand-over is out).
+        if st["receivers_waiting"] and not out:
             assert st["len"] == 0 and st["senders_waiting"] == 0, "a receiver waits beside a message"
+        held = 1 if out is not None and out_accepted and ch.cap > 0 else 0
         if st["senders_waiting"] and not ch.closed:
-            assert st["len"] >= ch.cap, "a sender waits beside room in the buffer"
+            assert st["len"] + held >= ch.cap, "a sender waits beside room in the buffer"
         if any(pending(d) for d in self.wait_recvs):
             _would_block(ch.try_ready_recv, "waitrecv still blocks though a receive would proceed")
         if any(pending(d) for d in self.wait_sends):
@@ -214,10 +298,14 @@ class ChannelModel:
 
     def finish(self) -> None:
         """Close, drain, and check that every accepted message was delivered exactly once."""
+        while self.handing:  # each confirm may hand the next message to a waiting offer
+            self.settle("confirm")
+            self.check()
         if not self.ch.closed:
             self.ch.close()
         self.check()
-        while self.try_recv() is not None:
+        while self.try_recv() is not None or self.handing:
+            self.settle("confirm")
             self.check()
         self.check()
         assert not self.queue

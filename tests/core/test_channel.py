@@ -4,7 +4,9 @@ from __future__ import annotations
 import errno
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from random import Random
+
+from hypothesis import example, given, settings, strategies as st
 from twisted.internet.defer import CancelledError
 
 from circuit import errors
@@ -73,7 +75,8 @@ def test_rendezvous_send_waits_for_a_receiver():
     assert value(r) == b"hello"
     assert value(s) is None
     assert ch.stat() == {"cap": 0, "len": 0, "closed": False, "sent": 1, "received": 1,
-                         "senders_waiting": 0, "receivers_waiting": 0}
+                         "senders_waiting": 0, "receivers_waiting": 0, "handing_over": 0,
+                         "send_waits": 0, "recv_waits": 0}
 
 
 def test_rendezvous_receiver_first():
@@ -414,20 +417,50 @@ def test_waitsend_on_cap0_fires_when_a_receiver_arrives():
 # -- the property ----------------------------------------------------------------------------
 
 OPS = ("send", "send", "try_send", "recv", "recv_alive", "recv_alive", "leave", "cancel_send",
-       "cancel_recv", "try_recv", "hold", "unrecv", "wait_send", "wait_recv", "cancel_wait", "close")
+       "cancel_recv", "try_recv", "hold", "unrecv", "wait_send", "wait_recv", "cancel_wait", "close",
+       "offer", "offer", "confirm", "decline", "lost", "send_alive", "writer_leaves")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(cap=st.integers(0, 4),
        steps=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 1 << 16)), max_size=60),
        give_back_order=st.randoms(use_true_random=False))
 def test_random_interleavings_deliver_exactly_once_in_order(cap, steps, give_back_order):
-    """Senders, receivers (some of which leave), cancels, try ops, a select's take and give-back,
-    waits and a close, in any order: every accepted message is delivered exactly once, in order;
-    nothing withdrawn or refused is ever delivered; nobody that left is handed a message."""
+    run_steps(cap, steps, give_back_order)
+
+
+HAND_OVER_OPS = ("send", "send_alive", "send_alive", "writer_leaves", "offer", "offer", "recv",
+                 "recv_alive", "leave", "confirm", "decline", "lost", "cancel_send", "try_recv", "close")
+
+
+@settings(max_examples=500, deadline=None)
+@example(cap=1, steps=[("send", 0), ("send_alive", 0), ("writer_leaves", 0), ("recv", 0)],
+         give_back_order=Random(0))  # a full buffer's room goes past a writer that left
+@example(cap=0, steps=[("send_alive", 0), ("writer_leaves", 0), ("offer", 0)],
+         give_back_order=Random(0))  # a rendezvous reader goes past a writer that left
+@example(cap=2, steps=[("send", 0), ("send", 0), ("offer", 0), ("recv", 0), ("decline", 0)],
+         give_back_order=Random(0))  # a declined message comes back first, ahead of the next
+@example(cap=0, steps=[("send", 0), ("offer", 0), ("cancel_send", 0), ("lost", 0), ("recv", 0)],
+         give_back_order=Random(0))  # a sender told "sent" mid-offer: a lost offer keeps it
+@given(cap=st.integers(0, 3),
+       steps=st.lists(st.tuples(st.sampled_from(HAND_OVER_OPS), st.integers(0, 1 << 16)), max_size=40),
+       give_back_order=st.randoms(use_true_random=False))
+def test_hand_overs_take_only_from_and_give_only_to_callers_still_there(cap, steps, give_back_order):
+    """The same model, weighted to the edges: writers and readers that leave, offers confirmed,
+    declined or cut off; nothing goes to a reader that left or comes from a writer that left,
+    and a given-back message keeps its place."""
+    run_steps(cap, steps, give_back_order)
+
+
+def run_steps(cap, steps, give_back_order):
+    """Senders (some of which leave), receivers (some of which leave), offers confirmed, declined
+    or lost, cancels, try ops, a select's take and give-back, waits and a close, in any order:
+    every accepted message is delivered exactly once, in order; nothing withdrawn or refused is
+    ever delivered; nobody that left is handed a message or has one taken."""
     ch = chan(cap)
     model = ChannelModel(ch)
     flags: list[list] = []
+    writers: list[bytes] = []
     held: list[bytes] = []  # taken by a would-be select that has not yet committed or aborted
 
     for op, n in steps:
@@ -463,6 +496,16 @@ def test_random_interleavings_deliver_exactly_once_in_order(cap, steps, give_bac
             waits[n % len(waits)].cancel()
         elif op == "close" and not ch.closed:
             ch.close()
+        elif op == "offer":
+            flags.append([True])
+            model.offer(alive=flags[-1])
+        elif op in ("confirm", "decline", "lost"):
+            model.settle(op)
+        elif op == "send_alive":
+            writers.append(model.message())
+            model.send(writers[-1], alive=[True])
+        elif op == "writer_leaves" and writers:
+            model.writer_leaves(writers[n % len(writers)])
         model.check()
 
     give_back_order.shuffle(held)

@@ -4,6 +4,10 @@ import signal
 import subprocess
 import time
 
+import pytest
+
+from helpers import reader_gives_up, writer_gives_up
+
 
 def _chan(host, name, cap):
     host.sh(f"mkdir dc/chan/{name} && echo {cap} > dc/chan/{name}/cap")
@@ -79,3 +83,26 @@ def test_a_descriptor_inherited_from_an_exited_opener_still_reads(host, names):
     time.sleep(0.5)
     host.sh(f"echo inherited > {c}/send")
     assert reader.stdout.read() == b"inherited\n"
+
+
+# -- giving up at the moment of hand-over, on the channel's own host (the rest of these rows
+#    are in tests/cluster/test_edges.py) --------------------------------------------------------
+
+@pytest.mark.parametrize("cap", [0, 5])
+def test_a_reader_killed_as_the_message_arrives_takes_nothing(host, names, cap):
+    for i in range(5):
+        c = _chan(host, names(f"{cap}c{i}"), cap)
+        printed, nxt = reader_gives_up(c, c, c)
+        assert (printed, nxt) == ("", "sent\n")
+
+
+def test_a_writer_killed_as_a_reader_arrives_sends_nothing(host, names):
+    for i in range(5):
+        c = _chan(host, names(f"c{i}"), 0)
+        assert writer_gives_up(c, c, c) == "kept\n"
+
+
+def test_a_writer_killed_while_the_channel_is_full_sends_nothing(host, names):
+    for i in range(5):
+        c = _chan(host, names(f"c{i}"), 1)
+        assert writer_gives_up(c, c, c, prefill=1) == "first0\nkept\n"
