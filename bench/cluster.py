@@ -1,6 +1,6 @@
 """Cross-host benchmarks for circuit, each beside baselines measured in the same run.
 
-    python bench/cluster.py [--n N] [--rounds R] [--sizes 2,8,32] [--write docs/benchmarks.md]
+    python bench/cluster.py [--n N] [--rounds R] [--sizes 2,8,32] [--compare REV] [--write docs/benchmarks.md]
 
 In a temporary directory, on loopback, it starts:
 
@@ -14,6 +14,10 @@ In a temporary directory, on loopback, it starts:
   clusters  of N hosts (each mounted, each reading its own sys/events): the time for
             a new host's join to reach all N-1 others, the time for a kill -9 to be
             noticed by all, and each host's CPU use while idle
+
+With --compare REV a second pair of hosts runs the code of git revision REV (a temporary
+worktree) and the message series are measured on both, interleaved in the same rounds: the
+cost of a change, before and after, in one run.
 
 With --write the results go into FILE between its "cluster" markers.
 """
@@ -42,12 +46,14 @@ CIRCUIT = [sys.executable, "-m", "circuit.cli.main"]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def start_host(tmp: str, name: str, ca: str, join: str | None = None) -> tuple[Daemon, str]:
+def start_host(tmp: str, name: str, ca: str, join: str | None = None,
+               tree: str = os.path.dirname(HERE)) -> tuple[Daemon, str]:
+    """A host running the code of ``tree`` (this checkout unless told otherwise)."""
     argv = CIRCUIT + ["start", "-m", f"{tmp}/{name}/mnt", "--data", f"{tmp}/{name}/data", "--ca", ca]
     if join:
         argv += ["-j", join]
     os.makedirs(f"{tmp}/{name}", exist_ok=True)
-    d = Daemon(name, argv, f"{tmp}/{name}/mnt", os.path.dirname(HERE), f"{tmp}/{name}/log")
+    d = Daemon(name, argv, f"{tmp}/{name}/mnt", tree, f"{tmp}/{name}/log")
     url_file = f"{tmp}/{name}/data/url"
     d.wait_for(lambda: os.path.exists(url_file), "its URL", 60)
     with open(url_file) as f:
@@ -166,11 +172,11 @@ def cluster_round(tmp: str, ca: str, n: int) -> dict:
 # -- the two-host figures ------------------------------------------------------------------
 
 class Pair:
-    def __init__(self, tmp: str, ca: str):
+    def __init__(self, tmp: str, ca: str, tree: str = os.path.dirname(HERE)):
         self.tmp = tmp
-        self.a, self.a_url = start_host(tmp, "a", ca)
+        self.a, self.a_url = start_host(tmp, "a", ca, tree=tree)
         try:
-            self.b, self.b_url = start_host(tmp, "b", ca, self.a_url)
+            self.b, self.b_url = start_host(tmp, "b", ca, self.a_url, tree=tree)
         except BaseException:
             self.a.stop()
             raise
@@ -268,6 +274,17 @@ def report(series: dict[str, Series], clusters: list[dict], command: str, elapse
         ratio = "" if key in ("pb", "bare") else f"{r.mean / base[against]:.2f}x"
         lines.append(f"| {label} | {ms(r.mean)} | {ms(r.median)} | {ratio} | "
                      f"{'' if not ratio else names[against]} |")
+    compare = ""
+    if args.compare:
+        rows_c = ["| messages across hosts | before (ms) | now (ms) | now / before (median of rounds) |",
+                  "|---|---:|---:|---:|"]
+        for label, now, before in (("cap 0 via B's mount", "x0", "b0"), ("cap 100 via B's mount", "x100", "b100"),
+                                   ("cap 100, send on A, recv on B", "xhalf", "bhalf")):
+            ratios = [n.mean / b.mean for n, b in zip(series[now].rounds, series[before].rounds)]
+            rows_c.append(f"| {label} | {ms(series[before].typical().mean)} | {ms(series[now].typical().mean)} | "
+                          f"{statistics.median(ratios):.2f} |")
+        compare = (f"\nThe same message series against revision `{args.compare}` (a second pair of hosts "
+                   "running that code), interleaved in the same rounds:\n\n" + "\n".join(rows_c) + "\n")
     cl = ["| hosts | join reaches all (from launch) | of which the joiner's own start | "
           "kill -9 noticed by all | median | idle CPU per host (mean / max) |",
           "|---:|---:|---:|---:|---:|---:|"]
@@ -294,7 +311,7 @@ hosts and 11.5 ms to make a remote channel; its Go client 1.5 ms to spawn and wa
 /bin/true):
 
 {chr(10).join(lines)}
-
+{compare}
 Membership at default timings (every host mounted and reading its own `sys/events`; a join is
 timed from launching the new host's process, a kill from the SIGKILL; gocircuit noticed a killed
 host in 3-5 s):
@@ -326,6 +343,7 @@ def main(argv=None) -> int:
     parser.add_argument("--k", type=int, default=100, help="channels and processes per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sizes", default="2,8,32", help="cluster sizes for the membership figures")
+    parser.add_argument("--compare", metavar="REV", help="also measure the messages with revision REV")
     parser.add_argument("--write", metavar="FILE")
     args = parser.parse_args(argv)
     command = " ".join(["python", "bench/cluster.py"] + [shlex.quote(a) for a in
@@ -336,11 +354,17 @@ def main(argv=None) -> int:
     ca = f"{tmp}/ca"
     subprocess.run(CIRCUIT + ["ca", "init", ca], check=True, capture_output=True,
                    cwd=os.path.dirname(HERE))
-    series = {k: Series(k, k) for k in ("pb", "bare", "x0", "x100", "xhalf", "xchan", "spawn", "xproc")}
-    bare = pair = None
+    series = {k: Series(k, k) for k in ("pb", "bare", "x0", "x100", "xhalf", "xchan", "spawn", "xproc",
+                                         "b0", "b100", "bhalf")}
+    bare = pair = base = None
     try:
         bare, bare_dir = bare_queue(tmp, args.n)
         pair = Pair(tmp, ca)
+        if args.compare:
+            worktree = f"{tmp}/base-tree"
+            subprocess.run(["git", "worktree", "add", "--detach", worktree, args.compare], check=True,
+                           cwd=os.path.dirname(HERE), capture_output=True)
+            base = Pair(f"{tmp}/base", ca, tree=worktree)
         plan = [
             ("pb", lambda: bare_pb(tmp, ca, args.n)),
             ("bare", lambda: messages(f"{bare_dir}/send", f"{bare_dir}/recv", args.n)),
@@ -351,6 +375,9 @@ def main(argv=None) -> int:
             ("spawn", lambda: spawn(args.k)),
             ("xproc", lambda: pair.proc(args.k)),
         ]
+        if base is not None:
+            plan += [("b0", lambda: base.msg(0, args.n)), ("b100", lambda: base.msg(100, args.n)),
+                     ("bhalf", lambda: base.msg_half(args.n))]
         for key, run in plan:  # warm up
             if key != "pb":
                 run()
@@ -361,6 +388,10 @@ def main(argv=None) -> int:
                 print(f"round {i + 1}/{args.rounds} {key:<6} mean {r.mean * 1e3:8.3f} ms", file=sys.stderr,
                       flush=True)
     finally:
+        if base is not None:
+            base.stop()
+            subprocess.run(["git", "worktree", "remove", "--force", f"{tmp}/base-tree"], check=False,
+                           cwd=os.path.dirname(HERE), capture_output=True)
         if pair is not None:
             pair.stop()
         if bare is not None:

@@ -15,7 +15,9 @@ A receive may be *tentative* (`offer`): the message leaves the channel as an
 it, or declines (the reader left; the message goes back where it was), or loses
 (the link to the taker failed).  While an offer is out no later message is
 handed to anyone, so giving one back keeps the order.  A rendezvous sender
-completes when its offer is confirmed: when the reader's side holds the message.
+completes when the reader's side holds the message: when its offer is confirmed,
+or at once when sender and taker share a ``side`` (one connection from another
+host: the sender's answer then travels behind the message, to the same host).
 """
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ class _Sender:
     done: Deferred
     alive: Alive = None
     decided: Optional[Callable[[], None]] = None  # its answer, settled but not yet fired
-    told: bool = False  # answered while its message was out on offer (it gave up then)
+    told: bool = False  # answered while its message was out on offer
+    side: object = None  # whose path its answer takes (see the module's docstring)
 
 
 @dataclass(eq=False)
@@ -49,6 +52,7 @@ class _Receiver:
     alive: Alive
     decided: Optional[Callable[[], None]] = None
     tentative: bool = False  # wants an Offer, not the message itself
+    side: object = None
 
 
 def _here(waiter) -> bool:
@@ -65,6 +69,7 @@ class Offer:
         self.channel = channel
         self.message = message
         self.sender = sender  # a rendezvous sender, committed but not yet answered
+        self.side: object = None  # the taker's side
         self.settled = False
 
     def confirm(self) -> None:
@@ -126,7 +131,7 @@ class Channel:
         self._settle()
 
     # -- sending -------------------------------------------------------------------
-    def send(self, message: bytes, alive: Alive = None) -> Deferred:
+    def send(self, message: bytes, alive: Alive = None, side: object = None) -> Deferred:
         """Fires once the message is buffered or, for cap 0, held by a receiver's side.
 
         Cancelling before then withdraws the message: nobody will receive it.  A
@@ -139,12 +144,12 @@ class Channel:
             return fail(e)
         if self.closed:
             return fail(errors.Closed("send on a closed channel"))
-        sender = _Sender(message, Deferred(lambda d: self._withdraw(sender)), alive)
+        sender = _Sender(message, Deferred(lambda d: self._withdraw(sender)), alive, side=side)
         self._senders.append(sender)
         self._settle()
         return sender.done
 
-    def try_send(self, message: bytes, alive: Alive = None) -> Deferred:
+    def try_send(self, message: bytes, alive: Alive = None, side: object = None) -> Deferred:
         """Send only if the message is taken at once (buffered, or matched with a
         receiver); else raise WouldBlock and change nothing.  The Deferred fires as
         send's does: for cap 0, once the receiver's side holds the message."""
@@ -153,7 +158,7 @@ class Channel:
             raise errors.Closed("send on a closed channel")
         if not self._would_send():
             raise errors.WouldBlock("the channel is full (trysend would block)")
-        done = self.send(message, alive)
+        done = self.send(message, alive, side)
         if not done.called and any(s.done is done for s in self._senders):
             done.cancel()  # not taken after all (the receiver had gone): withdraw it
             done.addErrback(lambda f: None)
@@ -178,16 +183,17 @@ class Channel:
         """Fires with the next message; cancelling before that takes nothing."""
         return self._wait_recv(alive, tentative=False)
 
-    def offer(self, alive: Alive = None) -> Deferred:
+    def offer(self, alive: Alive = None, side: object = None) -> Deferred:
         """As recv, but fires with an Offer that the taker must confirm, decline or lose."""
-        return self._wait_recv(alive, tentative=True)
+        return self._wait_recv(alive, tentative=True, side=side)
 
-    def _wait_recv(self, alive: Alive, tentative: bool) -> Deferred:
+    def _wait_recv(self, alive: Alive, tentative: bool, side: object = None) -> Deferred:
         try:
             self._check_usable()
         except errors.CircuitError as e:
             return fail(e)
-        receiver = _Receiver(Deferred(lambda d: self._leave(receiver)), alive, tentative=tentative)
+        receiver = _Receiver(Deferred(lambda d: self._leave(receiver)), alive, tentative=tentative,
+                             side=side)
         self._receivers.append(receiver)
         self._settle()
         return receiver.done
@@ -197,7 +203,7 @@ class Channel:
         offer.confirm()
         return offer.message
 
-    def try_offer(self) -> Offer:
+    def try_offer(self, side: object = None) -> Offer:
         """The next message as an Offer if one is there now; else WouldBlock or Closed."""
         self._check_usable()
         while True:
@@ -206,7 +212,7 @@ class Channel:
                     raise errors.Closed("the channel is closed and drained")
                 raise errors.WouldBlock("the channel is empty (tryrecv would block)")
             later = Deferrals()
-            offer = self._take(later)
+            offer = self._take(later, side)
             self._settle()
             later.run()
             if offer is not None:
@@ -376,12 +382,13 @@ class Channel:
             if not _here(r):
                 _decide(later, r, lambda r=r: r.done.errback(errors.Interrupted("the receiver went away")))
                 continue
-            offer = self._take(later)
+            offer = self._take(later, r.side)
             if offer is None:  # the rendezvous sender had gone: try again with this receiver
                 self._receivers.appendleft(r)
                 continue
             if r.tentative:
                 _decide(later, r, lambda r=r, o=offer: r.done.callback(o))
+                self._tell_alongside(offer, later)
             else:
                 offer.settled = True
                 self._confirm(offer, later)
@@ -398,9 +405,10 @@ class Channel:
             later.later(self._recv_ready.fire_all)
         later.run()
 
-    def _take(self, later: Deferrals) -> Optional[Offer]:
+    def _take(self, later: Deferrals, side: object = None) -> Optional[Offer]:
         """Take the oldest message, from the buffer or a rendezvous sender's hand, as
-        the offer in flight; None if that sender had gone (it fails with EINTR)."""
+        the offer in flight to a taker on ``side``; None if that sender had gone (it
+        fails with EINTR)."""
         if self._buffer:
             offer = Offer(self, self._buffer.popleft(), None)
         else:
@@ -409,8 +417,18 @@ class Channel:
                 _decide(later, s, lambda: s.done.errback(errors.Interrupted("the sender went away")))
                 return None
             offer = Offer(self, s.message, s)
+            offer.side = side
         self._offered = offer
         return offer
+
+    def _tell_alongside(self, offer: Offer, later: Deferrals) -> None:
+        """A rendezvous sender on the taker's side is answered now: its answer follows
+        the offer along the same path, so it arrives once its host holds the message."""
+        s = offer.sender
+        if s is not None and s.side is not None and s.side is offer.side and not s.told:
+            s.told = True
+            self.sent += 1
+            _decide(later, s, lambda: s.done.callback(None))
 
     # -- settling an offer ----------------------------------------------------------
     def _confirm(self, offer: Offer, later: Deferrals) -> None:

@@ -145,6 +145,19 @@ class Peers:
         log.failure("call to {who} failed", failure, who=who)
         raise errors.HostDown(f"host {who}: {failure.getErrorMessage()}")
 
+    def tell(self, peer_id: str, url: str, method: str, *args) -> None:
+        """Call ``remote_<method>`` expecting no answer (one message, not two), on the
+        connection already made; with none, the owner settles what it was for when it
+        notices the connection gone."""
+        ref = self._refs.get(peer_id)
+        if ref is None:
+            log.info("{method} to {peer} not sent: no connection", method=method, peer=peer_id)
+            return
+        try:
+            ref.callRemote(method, *args, pbanswer=False)
+        except pb.DeadReferenceError:
+            log.info("{method} to {peer} not sent: the connection is gone", method=method, peer=peer_id)
+
     def disconnect(self, peer_id: str) -> None:
         broker = self._brokers.pop(peer_id, None)
         self._refs.pop(peer_id, None)

@@ -64,6 +64,11 @@ class RemoteHostTree:
         inner.addCallbacks(answered, failed)
         return self._track(outer)
 
+    def tell(self, method: str, *args) -> None:
+        """A message needing no answer (confirm, unread): one trip, not two."""
+        if not self.gone:
+            self.peers.tell(self.host_id, self.url, method, *args)
+
     def _cancel(self, call_id: int) -> None:
         self.peers.call(self.host_id, self.url, "cancel", call_id, timeout=5).addErrback(lambda f: None)
 
@@ -195,40 +200,51 @@ class RemoteHandle(Handle):
         self._released = False
         self._size: Any = None  # the content's whole size, once the owner has told us
         self._offered = False  # the first read took a message: confirm or give it back
+        self._whole: Optional[bytes] = None  # a result read whole at the first read
         self._written = False  # bytes written since the last flush
         self._sending: Optional[_Sending] = None
 
     def known_size(self):
         return self._size
 
-    def _ask(self, method: str, *args, blocking: bool = True) -> Deferred:
+    def _ask(self, method: str, *args, blocking: bool = True, answer: bool = True) -> Deferred:
         if self._opening is not None:
             args, method = self._opening + (method,) + args, "opened"
             self._opening = None
+        if not answer:
+            self._tree.tell(method, *args)
+            return succeed(None)
         if blocking:
             return self._tree.blocking(method, *args)
         return self._tree.call(method, *args)
 
     def read(self, offset: int, size: int) -> Deferred:
+        if self._whole is not None:
+            return succeed(self._whole[offset:offset + size])
         if self._size is not None and offset >= self._size:
             return succeed(b"")  # the end, known already: spare the round trip
-        d = self._ask("read", self._hid, offset, min(size, wire.MAX_CHUNK))
-        d.addCallback(self._got)
-        if offset == 0 and self.streaming:
+        first = offset == 0 and self.streaming
+        # The first read asks for a whole chunk: a small result (a message) then arrives
+        # whole, and the rest is read here.
+        d = self._ask("read", self._hid, offset, wire.MAX_CHUNK if first else min(size, wire.MAX_CHUNK))
+        d.addCallback(self._got, offset, size)
+        if first:
             # If our reader leaves while the answer is on its way, give the answer back.
             d.addErrback(self._left)
         return d
 
-    def _got(self, answer) -> bytes:
-        (size, offered), data = answer
-        if size is not None:
-            self._size = size
+    def _got(self, answer, offset: int, size: int) -> bytes:
+        (known, offered), data = answer
+        if known is not None:
+            self._size = known
+            if offset == 0 and len(data) == known:
+                self._whole = data
         self._offered = self._offered or bool(offered)
-        return data
+        return data[:size]
 
     def _left(self, failure):
         if failure.check(CancelledError):
-            self._tree.call("unread", self._hid, timeout=5).addErrback(lambda f: None)
+            self._tree.tell("unread", self._hid)
         return failure
 
     # The view decides, at its last moment, for the caller on this host.
@@ -238,17 +254,15 @@ class RemoteHandle(Handle):
     def confirm(self) -> None:
         if self._offered:
             self._offered = False
-            self._tree.call("confirm", self._hid, timeout=None).addErrback(self._unsettled, "confirm")
+            # Read whole: the owner may forget the handle too (one message instead of two).
+            done = self._whole is not None and not self._released
+            self._released = self._released or done
+            self._tree.tell("confirm", self._hid, done)
 
     def unread(self) -> None:
         if self._offered:
             self._offered = False
-            self._tree.call("unread", self._hid, timeout=None).addErrback(self._unsettled, "unread")
-
-    def _unsettled(self, failure, what: str) -> None:
-        # The owner settles the hand-over as lost when the connection goes (and logs it).
-        log.info("{what} of a message from {host} did not arrive: {why}", what=what,
-                 host=self._tree.host_id, why=failure.getErrorMessage())
+            self._tree.tell("unread", self._hid)
 
     def write(self, offset: int, data: bytes) -> Deferred:
         self._written = True
@@ -276,7 +290,8 @@ class RemoteHandle(Handle):
         return self._release()
 
     def _release(self) -> Deferred:
-        return self._ask("release", self._hid, blocking=False).addErrback(lambda f: None)
+        # Nobody waits for it (close(2) has returned): one message, no answer.
+        return self._ask("release", self._hid, answer=False)
 
 
 class _Sending:

@@ -238,11 +238,14 @@ class PeerSession(pb.Referenceable):
                 lambda data: wire.Data([handle.known_size(), handle.offered()], data))
         return self._blocking(call_id, read)
 
-    def remote_confirm(self, hid):
-        """The caller's host handed the message to a reader still there."""
-        handle = self._handles.get(hid)
+    def remote_confirm(self, hid, release=False):
+        """The caller's host handed the message to a reader still there (and, having
+        read it whole, is done with the handle)."""
+        handle = self._handles.pop(hid, None) if release else self._handles.get(hid)
         if handle is not None and not isinstance(handle, _Refused):
             handle.confirm()
+            if release:
+                handle.release()
         return wire.ok()
 
     def remote_write(self, hid, offset, data, call_id):

@@ -28,11 +28,15 @@ def _cap(ctx: ElementContext, flags, caller):
                          check=lambda text: _check_cap(ch, text))
 
 
+# The caller is the hand-over's "side": a sender and a receiver that share one (one
+# connection from another host) hear their answers along the same path, in order.
+
 def _send(ctx, flags, caller):
     ch = ctx.element
-    return MessageHandle(lambda m: ch.send(m, alive=caller.alive), flags.truncate,
+    return MessageHandle(lambda m: ch.send(m, alive=caller.alive, side=caller), flags.truncate,
                          check=lambda _: ch.check_send(),
-                         deliver_now=lambda m: ch.try_send(m, alive=caller.alive), ready=ch.wait_send)
+                         deliver_now=lambda m: ch.try_send(m, alive=caller.alive, side=caller),
+                         ready=ch.wait_send)
 
 
 def _check_trysend(ch) -> None:
@@ -42,13 +46,13 @@ def _check_trysend(ch) -> None:
 
 def _trysend(ctx, flags, caller):
     ch = ctx.element
-    return MessageHandle(lambda m: ch.try_send(m, alive=caller.alive), flags.truncate,
+    return MessageHandle(lambda m: ch.try_send(m, alive=caller.alive, side=caller), flags.truncate,
                          check=lambda _: _check_trysend(ch))
 
 
 def _recv(ctx, flags, caller):
     ch = ctx.element
-    return ResultHandle(lambda: ch.offer(alive=caller.alive))
+    return ResultHandle(lambda: ch.offer(alive=caller.alive, side=caller))
 
 
 def _tryrecv(ctx, flags, caller):

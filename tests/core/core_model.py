@@ -103,11 +103,11 @@ class ChannelModel:
         return b"m%d@%x" % (self._counter, id(self) & 0xFFFF)
 
     def send(self, message: bytes, via: Optional[Callable[[bytes], Deferred]] = None,
-             alive: Optional[list] = None) -> Deferred:
+             alive: Optional[list] = None, **side) -> Deferred:
         self.queue.append(message)
         if alive is not None:
             self.writers[message] = alive
-        d = (via or self.ch.send)(message, alive=None if alive is None else (lambda: alive[0]))
+        d = (via or self.ch.send)(message, alive=None if alive is None else (lambda: alive[0]), **side)
         self.sends.append(d)
         d.addCallbacks(self._on_accepted, self._on_refused,
                        callbackArgs=(message,), errbackArgs=(message,))
@@ -132,8 +132,8 @@ class ChannelModel:
                        callbackArgs=(alive,), errbackArgs=(d, alive))
         return d
 
-    def offer(self, alive: Optional[list] = None) -> Deferred:
-        d = self.ch.offer(alive=None if alive is None else (lambda: alive[0]))
+    def offer(self, alive: Optional[list] = None, side: object = None) -> Deferred:
+        d = self.ch.offer(alive=None if alive is None else (lambda: alive[0]), side=side)
         self.recvs.append((d, alive))
         d.addCallbacks(self._on_offered, self._on_recv_failed,
                        callbackArgs=(alive,), errbackArgs=(d, alive))

@@ -430,7 +430,9 @@ def test_random_interleavings_deliver_exactly_once_in_order(cap, steps, give_bac
 
 
 HAND_OVER_OPS = ("send", "send_alive", "send_alive", "writer_leaves", "offer", "offer", "recv",
-                 "recv_alive", "leave", "confirm", "decline", "lost", "cancel_send", "try_recv", "close")
+                 "recv_alive", "leave", "confirm", "decline", "lost", "cancel_send", "try_recv", "close",
+                 "send_side", "offer_side")
+SIDE = object()  # one connection from another host: a sender and a taker on it
 
 
 @settings(max_examples=500, deadline=None)
@@ -442,6 +444,8 @@ HAND_OVER_OPS = ("send", "send_alive", "send_alive", "writer_leaves", "offer", "
          give_back_order=Random(0))  # a declined message comes back first, ahead of the next
 @example(cap=0, steps=[("send", 0), ("offer", 0), ("cancel_send", 0), ("lost", 0), ("recv", 0)],
          give_back_order=Random(0))  # a sender told "sent" mid-offer: a lost offer keeps it
+@example(cap=0, steps=[("send_side", 0), ("offer_side", 0), ("decline", 0), ("recv", 0)],
+         give_back_order=Random(0))  # answered alongside its offer, then declined: kept
 @given(cap=st.integers(0, 3),
        steps=st.lists(st.tuples(st.sampled_from(HAND_OVER_OPS), st.integers(0, 1 << 16)), max_size=40),
        give_back_order=st.randoms(use_true_random=False))
@@ -504,6 +508,12 @@ def run_steps(cap, steps, give_back_order):
         elif op == "send_alive":
             writers.append(model.message())
             model.send(writers[-1], alive=[True])
+        elif op == "send_side":
+            writers.append(model.message())
+            model.send(writers[-1], alive=[True], side=SIDE)
+        elif op == "offer_side":
+            flags.append([True])
+            model.offer(alive=flags[-1], side=SIDE)
         elif op == "writer_leaves" and writers:
             model.writer_leaves(writers[n % len(writers)])
         model.check()
