@@ -15,17 +15,21 @@ from typing import Any, Optional
 
 from twisted.internet.defer import CancelledError, Deferred, fail, gatherResults, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from circuit import errors
 from circuit.core.select import Clause
 from circuit.interfaces import ICaller, IHandle, IHostTree, OpenFlags
+from circuit.core.waiters import WaiterSet
 from circuit.pb import wire
 from circuit.tree.handles import Handle, TextHandle
 
 log = Logger("circuit.pb")
 
 _call_ids = count(1)
+AHEAD = 8    # chunks read ahead of a reader of a result whose size is known (2 MiB)
+BEHIND = 8   # chunks written behind a writer, not yet answered (2 MiB)
 _FRESH = 1.0  # seconds an attribute answer stays good for the question that follows it
 
 
@@ -202,6 +206,11 @@ class RemoteHandle(Handle):
         self._offered = False  # the first read took a message: confirm or give it back
         self._whole: Optional[bytes] = None  # a result read whole at the first read
         self._written = False  # bytes written since the last flush
+        self._wrote_once = False
+        self._behind: list[Deferred] = []  # writes on their way, answered here already
+        self._behind_error: Optional[Exception] = None
+        self._landed = WaiterSet()
+        self._chunks: dict[int, _Chunk] = {}  # read ahead, by chunk number
         self._sending: Optional[_Sending] = None
 
     def known_size(self):
@@ -221,8 +230,10 @@ class RemoteHandle(Handle):
     def read(self, offset: int, size: int) -> Deferred:
         if self._whole is not None:
             return succeed(self._whole[offset:offset + size])
-        if self._size is not None and offset >= self._size:
-            return succeed(b"")  # the end, known already: spare the round trip
+        if self._size is not None:
+            if offset >= self._size:
+                return succeed(b"")  # the end, known already: spare the round trip
+            return self._read_ahead(offset, size)
         first = offset == 0 and self.streaming
         # The first read asks for a whole chunk: a small result (a message) then arrives
         # whole, and the rest is read here.
@@ -239,8 +250,24 @@ class RemoteHandle(Handle):
             self._size = known
             if offset == 0 and len(data) == known:
                 self._whole = data
+            elif offset % wire.MAX_CHUNK == 0 and len(data) == wire.MAX_CHUNK:
+                self._chunks[offset // wire.MAX_CHUNK] = _Chunk(succeed(data))
         self._offered = self._offered or bool(offered)
         return data[:size]
+
+    def _read_ahead(self, offset: int, size: int) -> Deferred:
+        """A result of known size (a big message) is read in whole chunks, AHEAD of the
+        reader, so its reads do not wait a round trip each; what it has passed is dropped."""
+        i = offset // wire.MAX_CHUNK
+        last = (self._size - 1) // wire.MAX_CHUNK
+        for j in [j for j in self._chunks if j < i]:
+            del self._chunks[j]
+        for j in range(i, min(i + AHEAD, last) + 1):
+            if j not in self._chunks:
+                self._chunks[j] = _Chunk(self._tree.call("read", self._hid, j * wire.MAX_CHUNK,
+                                                         wire.MAX_CHUNK, 0).addCallback(lambda a: a[1]))
+        start = offset - i * wire.MAX_CHUNK
+        return self._chunks[i].get().addCallback(lambda data: data[start:start + size])
 
     def _left(self, failure):
         if failure.check(CancelledError):
@@ -266,10 +293,38 @@ class RemoteHandle(Handle):
 
     def write(self, offset: int, data: bytes) -> Deferred:
         self._written = True
-        writes = [self._ask("write", self._hid, offset + i, data[i: i + wire.MAX_CHUNK])
-                  for i in range(0, len(data), wire.MAX_CHUNK)] or [succeed(0)]
-        return gatherResults(writes, consumeErrors=True).addCallbacks(
-            lambda _: len(data), lambda f: f.value.subFailure)
+        pieces = [data[i: i + wire.MAX_CHUNK] for i in range(0, len(data), wire.MAX_CHUNK)]
+        if not self._wrote_once:
+            # The first write(2) waits for the owner's check, so that a refusal reaches it
+            # (bash's builtin echo ignores close(2)); later ones go behind, up to BEHIND
+            # unanswered, and a refusal among them reaches the next write or the close.
+            self._wrote_once = True
+            writes = [self._ask("write", self._hid, offset + i * wire.MAX_CHUNK, p)
+                      for i, p in enumerate(pieces)] or [succeed(0)]
+            return gatherResults(writes, consumeErrors=True).addCallbacks(
+                lambda _: len(data), lambda f: f.value.subFailure)
+        if self._behind_error is not None:
+            return fail(self._behind_error)
+        for i, p in enumerate(pieces):
+            d = self._ask("write", self._hid, offset + i * wire.MAX_CHUNK, p)
+            self._behind.append(d)
+            d.addBoth(self._write_landed, d)
+        return self._all_but(BEHIND).addCallback(lambda _: len(data))
+
+    def _write_landed(self, result, d: Deferred) -> None:
+        self._behind.remove(d)
+        if isinstance(result, Failure) and self._behind_error is None:
+            self._behind_error = result.value if result.check(errors.CircuitError) else \
+                errors.CircuitError(result.getErrorMessage())
+        self._landed.fire_all()
+
+    def _all_but(self, n: int) -> Deferred:
+        """Fires once at most n writes are on their way; fails with a refusal among them."""
+        if self._behind_error is not None:
+            return fail(self._behind_error)
+        if len(self._behind) <= n:
+            return succeed(None)
+        return self._landed.wait().addCallback(lambda _: self._all_but(n))
 
     def flush(self) -> Deferred:
         if not (self._flags.write and self._written):
@@ -294,6 +349,31 @@ class RemoteHandle(Handle):
         return self._ask("release", self._hid, answer=False)
 
 
+class _Chunk:
+    """One chunk read ahead: any number of readers wait for it (each may leave alone)."""
+
+    def __init__(self, d: Deferred):
+        self.data: Optional[bytes] = None
+        self.error: Any = None
+        self._waiting = WaiterSet()
+        d.addCallbacks(self._got, self._failed)
+
+    def _got(self, data: bytes) -> None:
+        self.data = data
+        self._waiting.fire_all(data)
+
+    def _failed(self, failure) -> None:
+        self.error = failure
+        self._waiting.fail_all(failure.value)
+
+    def get(self) -> Deferred:
+        if self.data is not None:
+            return succeed(self.data)
+        if self.error is not None:
+            return fail(self.error)
+        return self._waiting.wait()
+
+
 class _Sending:
     """One send from a writer on this host to a channel on the owner's.
 
@@ -314,8 +394,17 @@ class _Sending:
         self._waiting: Optional[Deferred] = None
 
     def start(self) -> Deferred:
-        self._attempt()
+        landed = self.handle._all_but(0)  # every write has reached the owner, unrefused
+        if landed.called:
+            landed.addCallbacks(lambda _: self._attempt(), self._refused)
+        else:
+            self._waiting = landed
+            landed.addCallbacks(self._landed, self._wait_failed)
         return self.done
+
+    def _landed(self, _) -> None:
+        self._waiting = None
+        self._attempt()
 
     def _attempt(self) -> None:
         h = self.handle

@@ -34,7 +34,7 @@ def _cap(ctx: ElementContext, flags, caller):
 def _send(ctx, flags, caller):
     ch = ctx.element
     return MessageHandle(lambda m: ch.send(m, alive=caller.alive, side=caller), flags.truncate,
-                         check=lambda _: ch.check_send(),
+                         check_state=ch.check_send,
                          deliver_now=lambda m: ch.try_send(m, alive=caller.alive, side=caller),
                          ready=ch.wait_send)
 
@@ -47,7 +47,7 @@ def _check_trysend(ch) -> None:
 def _trysend(ctx, flags, caller):
     ch = ctx.element
     return MessageHandle(lambda m: ch.try_send(m, alive=caller.alive, side=caller), flags.truncate,
-                         check=lambda _: _check_trysend(ch))
+                         check_state=lambda: _check_trysend(ch))
 
 
 def _recv(ctx, flags, caller):
@@ -70,7 +70,7 @@ def _waitrecv(ctx, flags, caller):
 
 def _close(ctx, flags, caller):
     ch = ctx.element
-    return MessageHandle(lambda _: ch.close(), flags.truncate, check=lambda _: ch.check_close())
+    return MessageHandle(lambda _: ch.close(), flags.truncate, check_state=ch.check_close)
 
 
 def _stat(ctx, flags, caller):

@@ -239,12 +239,14 @@ class MessageHandle(Handle):
     close), so a blocking send blocks close(2) and its error reaches it; the
     shell's early empty flush (from its dup2 dance) delivers nothing.  A file
     opened with O_TRUNC and closed with nothing written delivers the empty
-    string at release.
+    string at release; what a writer wrote and never flushed is dropped there.
 
     ``check`` sees what has been written so far at every write(2) and may refuse
     it there: bash's builtin ``echo`` ignores close(2), so write is the only
-    place it hears a refusal.  A refused write drops what was written.  It gets
-    the buffer itself (no copy: a 64 MiB message arrives in hundreds of writes).
+    place it hears a refusal.  A refused write drops what was written.
+    ``check_state`` is the same for a file whose refusals do not depend on what is
+    written (send, close): what was written is then never joined until the flush,
+    so a 64 MiB message in hundreds of writes is copied once.
 
     ``deliver_now`` and ``ready`` serve a writer on another host, whose own host
     asks it "still there?" before every attempt: `try_flush` delivers only if that
@@ -254,14 +256,18 @@ class MessageHandle(Handle):
 
     def __init__(self, deliver: Callable[[bytes], Any], truncate: bool = False,
                  readable: Optional[Callable[[], bytes]] = None,
-                 check: Optional[Callable[[bytearray], Any]] = None,
+                 check: Optional[Callable[[bytes], Any]] = None,
+                 check_state: Optional[Callable[[], Any]] = None,
                  deliver_now: Optional[Callable[[bytes], Any]] = None,
                  ready: Optional[Callable[[], Deferred]] = None):
         self._deliver = deliver
         self._deliver_now = deliver_now or deliver
         self._ready = ready
-        self._check = check
-        self._buffer = bytearray()
+        if check is not None:
+            self._check: Optional[Callable[[], Any]] = lambda: check(self._written())
+        else:
+            self._check = check_state
+        self._pieces: list[bytes] = []  # what was written since the last flush
         self._kept: Optional[bytes] = None  # an attempt that would have waited
         self._truncate = truncate
         self._delivered = False
@@ -277,25 +283,30 @@ class MessageHandle(Handle):
 
     def write(self, offset: int, data: bytes) -> Deferred:
         # Offsets are ignored: O_APPEND on a size-0 file writes at 0 every time.
-        self._buffer += data
+        if data:
+            self._pieces.append(data)
         if self._check is None:
             return succeed(len(data))
 
         def refused(failure):
-            self._buffer = bytearray()
+            self._pieces = []
             self._delivered = True  # nothing more to deliver for this open
             return failure
-        return maybeDeferred(self._check, self._buffer).addCallbacks(
-            lambda _: len(data), refused)
+        return maybeDeferred(self._check).addCallbacks(lambda _: len(data), refused)
+
+    def _written(self) -> bytes:
+        if len(self._pieces) > 1:
+            self._pieces = [b"".join(self._pieces)]
+        return self._pieces[0] if self._pieces else b""
 
     def _message(self) -> Optional[bytes]:
         """What the next flush delivers: a kept attempt, else what was written."""
         if self._kept is not None:
             message, self._kept = self._kept, None
             return message
-        if not self._buffer:
+        if not self._pieces:
             return None
-        message, self._buffer = bytes(self._buffer), bytearray()
+        message, self._pieces = self._written(), []
         self._delivered = True
         return message
 
@@ -320,11 +331,12 @@ class MessageHandle(Handle):
         return succeed(None) if self._ready is None else self._ready()
 
     def release(self) -> Deferred:
-        self._kept = None  # an attempt that never went: its writer left
-        if self._buffer:
-            return self.flush()
-        if self._truncate and not self._delivered:
-            self._delivered = True
+        # Only a flush delivers (every close(2) through a mount is one).  What is still
+        # here was never flushed, or its attempt never went: its writer gave up.
+        left = self._kept is not None or bool(self._pieces)
+        self._kept, self._pieces = None, []
+        if self._truncate and not self._delivered and not left:
+            self._delivered = True  # ": > file": the empty message
             return maybeDeferred(self._deliver, b"")
         return succeed(None)
 

@@ -102,21 +102,21 @@ def _write_n(ctx, flags, caller):
     outcome = ctx.element.outcome
     clause = ctx.element.clauses[outcome.index]
 
-    def check(_):
+    def check():
         if outcome.error is not None:
             raise outcome.error  # the committed send would fail (a closed channel)
         if outcome.consumed:
             raise errors.Busy(f"write.{outcome.index}: the committed send was already made")
 
     def send(message: bytes):
-        check(message)
+        check()
         outcome.consumed = True  # one send per commit, even while this one waits
 
         def failed(failure):
             outcome.consumed = False  # nothing was sent: it may be tried again
             return failure
         return maybeDeferred(clause.write, message).addErrback(failed)
-    return MessageHandle(send, flags.truncate, check=check)
+    return MessageHandle(send, flags.truncate, check_state=check)
 
 
 SELECT = table(
