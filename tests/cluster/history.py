@@ -1,0 +1,287 @@
+"""A checked history, in the manner of Jepsen: real hosts, real clients, faults, and a checker.
+
+Clients run the shell's own tools (``echo > send``, ``cat recv``) through the mounts of randomly
+chosen live hosts, each operation given up after ``OP_TIMEOUT`` seconds by ``timeout(1)``; every
+operation is recorded with its start, end and outcome.  A nemesis stops (SIGSTOP), kills
+(SIGKILL) and restarts (SIGTERM, then a new member) hosts meanwhile.  The channels live on host
+0, which is only ever stopped briefly: a host's elements die with it, so what is checked is
+what the circuit promises while the owner lives, whoever the callers and whatever happens to
+their hosts.
+
+An operation that timed out or failed is indeterminate: it may or may not have happened.  The
+checker then finds:
+
+- lost: a send that succeeded whose message nobody ever received (the drain at the end counts);
+- duplicated: a message received twice;
+- phantom: something received that was never sent;
+- reordered: two messages of one sender on one channel, the first sent successfully before the
+  second was begun, received in the opposite order in real time (the later one's receive ended
+  before the earlier one's began);
+- taken by a reader that gave up: a receive that timed out yet printed a message;
+- slow: an operation that ended more than ``OP_TIMEOUT + 2`` seconds after it began.
+
+Used by tests/cluster/test_history.py (60 s in CI; ``CIRCUIT_HISTORY_SECONDS`` for longer runs).
+"""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from helpers import start_daemon, wait_for
+
+OP_TIMEOUT = 5.0
+SLACK = 2.0
+
+
+@dataclass
+class Op:
+    kind: str          # "send" or "recv"
+    client: str
+    channel: str
+    host: int          # the host whose mount was used
+    start: float
+    end: float = 0.0
+    outcome: str = ""  # "ok", "timeout" or "fail"
+    message: str = ""  # sent, or received (recv: whatever cat printed)
+    error: str = ""
+
+
+@dataclass
+class Fault:
+    what: str
+    host: int
+    start: float
+    end: float = 0.0
+
+
+@dataclass
+class History:
+    ops: list[Op] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    drained: dict[str, list[str]] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"ops": [asdict(o) for o in self.ops],
+                                    "faults": [asdict(f) for f in self.faults],
+                                    "drained": self.drained}, indent=1))
+
+    def summary(self) -> dict:
+        count: dict[str, int] = {}
+        for o in self.ops:
+            key = f"{o.kind} {o.outcome}"
+            count[key] = count.get(key, 0) + 1
+        count.update({f"fault {f.what}": sum(1 for x in self.faults if x.what == f.what)
+                      for f in self.faults})
+        count["drained"] = sum(len(v) for v in self.drained.values())
+        return count
+
+
+def check(history: History) -> dict[str, list]:
+    """Every anomaly found, by kind; all empty for a history that keeps the promises."""
+    sends = {o.message: o for o in history.ops if o.kind == "send"}
+    anomalies: dict[str, list] = {k: [] for k in (
+        "lost", "duplicated", "phantom", "reordered", "taken by a reader that gave up", "slow")}
+    received: dict[str, list] = {}   # message -> [(start, end, op or None for the drain)]
+    end_of_run = max((o.end for o in history.ops), default=0.0) + 1
+    for o in history.ops:
+        if o.end - o.start > OP_TIMEOUT + SLACK:
+            anomalies["slow"].append(asdict(o))
+        if o.kind != "recv" or not o.message:
+            continue
+        if o.outcome == "timeout":
+            anomalies["taken by a reader that gave up"].append(asdict(o))
+        received.setdefault(o.message, []).append((o.start, o.end, o))
+    for channel, messages in history.drained.items():
+        for m in messages:
+            received.setdefault(m, []).append((end_of_run, end_of_run, None))
+    for m, got in received.items():
+        if m not in sends:
+            anomalies["phantom"].append(m)
+        elif sends[m].channel != (got[0][2].channel if got[0][2] else sends[m].channel):
+            anomalies["phantom"].append(f"{m} (on the wrong channel)")
+        if len(got) > 1:
+            anomalies["duplicated"].append(m)
+    for m, o in sends.items():
+        if o.outcome == "ok" and m not in received:
+            anomalies["lost"].append(asdict(o))
+    by_sender: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for m, o in sends.items():
+        by_sender.setdefault((o.client, o.channel), []).append((int(m.rsplit("-", 1)[1]), m))
+    for ms in by_sender.values():
+        got = [m for _, m in sorted(ms) if m in received]
+        for i, m1 in enumerate(got):
+            if sends[m1].outcome != "ok":
+                continue  # indeterminate: it may take effect at any time after it began
+            begun = received[m1][0][0]
+            for m2 in got[i + 1:]:
+                if received[m2][0][1] < begun:  # received, in real time, before m1 was asked for
+                    anomalies["reordered"].append((m1, m2))
+    return anomalies
+
+
+class Run:
+    """Four hosts, clients and a nemesis for ``seconds``; then a drain.  ``run()`` -> History."""
+
+    def __init__(self, tmp: Path, ca: Path, seconds: float, hosts: int = 4, clients: int = 4,
+                 seed: int | None = None):
+        self.tmp, self.ca, self.seconds = tmp, ca, seconds
+        self.rng = random.Random(seed)
+        self.clients = clients
+        self.history = History()
+        self.lock = threading.Lock()
+        self.hosts: list = [start_daemon(tmp / "h0-0", "--ca", str(ca))]
+        for i in range(1, hosts):
+            self.hosts.append(start_daemon(tmp / f"h{i}-0", "--ca", str(ca), "-j", self.hosts[0].url))
+        self.owner = self.hosts[0].host_id
+        self.live = set(range(hosts))
+        self.incarnation = [0] * hosts
+        self.stopping = threading.Event()
+        for h in self.hosts:
+            wait_for(lambda: self.owner in {p.name for p in h.mount.iterdir()}, 15, what="hosts to meet")
+        self.channels = {"rendezvous": 0, "buffered": 3}
+        for name, cap in self.channels.items():
+            self.hosts[0].sh(f"mkdir dc/chan/{name} && echo {cap} > dc/chan/{name}/cap")
+
+    # -- clients --------------------------------------------------------------------------------
+    def _path(self, host: int, channel: str, file: str) -> str:
+        return str(self.hosts[host].mount / self.owner / "dc" / "chan" / channel / file)
+
+    def _pick(self) -> int:
+        with self.lock:
+            return self.rng.choice(sorted(self.live))
+
+    def _run(self, op: Op, argv: list[str]) -> None:
+        try:
+            r = subprocess.run(["timeout", str(OP_TIMEOUT)] + argv, capture_output=True, text=True,
+                               timeout=OP_TIMEOUT + 60, stdin=subprocess.DEVNULL)
+            op.outcome = "ok" if r.returncode == 0 else "timeout" if r.returncode == 124 else "fail"
+            op.error = r.stderr.strip()[-200:]
+            if op.kind == "recv":
+                op.message = r.stdout.strip()
+        except subprocess.TimeoutExpired:
+            op.outcome = "fail"
+            op.error = "hung past the harness's own limit"
+        op.end = time.monotonic()
+        with self.lock:
+            self.history.ops.append(op)
+
+    def _sender(self, name: str) -> None:
+        seq = 0
+        while not self.stopping.is_set():
+            seq += 1
+            channel = self.rng.choice(list(self.channels))
+            host = self._pick()
+            op = Op("send", name, channel, host, time.monotonic(), message=f"{name}-{seq}")
+            # coreutils' echo, not bash's builtin: the builtin ignores what close(2) says (and a
+            # blocked send is answered at close), so it reports success when the host dies.
+            self._run(op, ["bash", "-c", f"exec /bin/echo {op.message} > {self._path(host, channel, 'send')}"])
+
+    def _receiver(self, name: str) -> None:
+        while not self.stopping.is_set():
+            channel = self.rng.choice(list(self.channels))
+            host = self._pick()
+            op = Op("recv", name, channel, host, time.monotonic())
+            self._run(op, ["cat", self._path(host, channel, "recv")])
+
+    # -- the nemesis ----------------------------------------------------------------------------
+    def _fault(self, what: str, i: int, act) -> None:
+        fault = Fault(what, i, time.monotonic())
+        act()
+        fault.end = time.monotonic()
+        self.history.faults.append(fault)
+
+    def _stop(self, i: int, seconds: float) -> None:
+        proc = self.hosts[i].proc
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(seconds)
+        proc.send_signal(signal.SIGCONT)
+
+    def _replace(self, i: int, sig) -> None:
+        """Take host i out of the clients' choice, end it with sig, start a new member there."""
+        with self.lock:
+            self.live.discard(i)
+        old = self.hosts[i]
+        old.stop(sig)
+        wait_for(lambda: old.host_id not in {p.name for p in self.hosts[0].mount.iterdir()}, 30,
+                 what="the owner to see the host go")
+        self.incarnation[i] += 1
+        self.hosts[i] = start_daemon(self.tmp / f"h{i}-{self.incarnation[i]}", "--ca", str(self.ca),
+                                     "-j", self.hosts[0].url)
+        wait_for(lambda: self.owner in {p.name for p in self.hosts[i].mount.iterdir()}, 15,
+                 what="the new member to see the owner")
+        with self.lock:
+            self.live.add(i)
+
+    def _nemesis(self) -> None:
+        others = list(range(1, len(self.hosts)))
+        while not self.stopping.wait(self.rng.uniform(1.0, 3.0)):
+            roll = self.rng.random()
+            if roll < 0.25:
+                self._fault("stop the owner", 0, lambda: self._stop(0, self.rng.uniform(0.1, 0.4)))
+            elif roll < 0.5:
+                i = self.rng.choice(others)
+                self._fault("stop", i, lambda: self._stop(i, self.rng.uniform(0.1, 0.8)))
+            elif roll < 0.7:
+                i = self.rng.choice(others)
+                self._fault("kill", i, lambda: self._replace(i, signal.SIGKILL))
+            elif roll < 0.85:
+                i = self.rng.choice(others)
+                self._fault("restart", i, lambda: self._replace(i, signal.SIGTERM))
+            else:
+                # Stopped past the failure detector, then killed: its hand-overs are settled as lost.
+                i = self.rng.choice(others)
+
+                def stop_then_kill(i=i):
+                    with self.lock:
+                        self.live.discard(i)
+                    self._stop_until_gone(i)
+                    self._replace(i, signal.SIGKILL)
+                self._fault("stop past the failure detector, then kill", i, stop_then_kill)
+
+    def _stop_until_gone(self, i: int) -> None:
+        h = self.hosts[i]
+        h.proc.send_signal(signal.SIGSTOP)
+        wait_for(lambda: h.host_id not in {p.name for p in self.hosts[0].mount.iterdir()}, 30,
+                 what="the owner to declare the stopped host dead")
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self) -> History:
+        threads = [threading.Thread(target=self._sender, args=(f"s{i}",)) for i in range(self.clients)]
+        threads += [threading.Thread(target=self._receiver, args=(f"r{i}",)) for i in range(self.clients)]
+        nemesis = threading.Thread(target=self._nemesis)
+        for t in threads + [nemesis]:
+            t.start()
+        time.sleep(self.seconds)
+        self.stopping.set()
+        nemesis.join()
+        for t in threads:
+            t.join()
+        self._drain()
+        return self.history
+
+    def _drain(self) -> None:
+        """Whatever is still in the channels, read through the owner's own mount."""
+        owner = self.hosts[0]
+        for name in self.channels:
+            chan = owner.root / "dc" / "chan" / name
+            wait_for(lambda: json.loads((chan / "stat").read_text())["handing_over"] == 0, 30,
+                     what="hand-overs in flight to settle")
+            got = []
+            while True:
+                r = owner.sh(f"cat dc/chan/{name}/tryrecv", check=False)
+                if r.returncode != 0:
+                    break
+                got.append(r.stdout.strip())
+            self.history.drained[name] = got
+
+    def close(self) -> None:
+        for h in self.hosts:
+            if h.proc.poll() is None:
+                h.proc.send_signal(signal.SIGCONT)
+            h.stop()

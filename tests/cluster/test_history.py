@@ -1,0 +1,27 @@
+"""A checked history over four real hosts with stops, kills and restarts (see history.py).
+
+60 s in CI.  For a longer run: CIRCUIT_HISTORY_SECONDS=1800 python -m pytest tests/cluster/test_history.py
+(the figures of such runs are in docs/testing.md)."""
+import json
+import os
+
+from helpers import make_ca
+
+from history import Run, check
+
+
+def test_a_checked_history_under_faults_has_no_anomaly(tmp_path):
+    seconds = float(os.environ.get("CIRCUIT_HISTORY_SECONDS", "60"))
+    run = Run(tmp_path, make_ca(tmp_path / "ca"), seconds)
+    try:
+        history = run.run()
+    finally:
+        run.close()
+    history.save(tmp_path / "history.json")
+    summary = history.summary()
+    print(json.dumps(summary, indent=1))
+    # The run did what it is for: messages went through, and every kind of fault happened.
+    assert summary.get("send ok", 0) > 50 and summary.get("recv ok", 0) > 50, summary
+    assert summary.get("fault kill", 0) + summary.get("fault restart", 0) >= 2, summary
+    anomalies = check(history)
+    assert anomalies == {k: [] for k in anomalies}, json.dumps(anomalies, indent=1)[:5000]
