@@ -18,7 +18,9 @@ checker then finds:
   second was begun, received in the opposite order in real time (the later one's receive ended
   before the earlier one's began);
 - taken by a reader that gave up: a receive that timed out yet printed a message;
-- slow: an operation that ended more than ``OP_TIMEOUT + 2`` seconds after it began.
+- slow: an operation that ended more than ``OP_TIMEOUT + 2`` seconds after it began, beyond the
+  time that its own host or the owner spent stopped or dying meanwhile (a host that is stopped
+  cannot answer even its own kernel).
 
 Used by tests/cluster/test_history.py (60 s in CI; ``CIRCUIT_HISTORY_SECONDS`` for longer runs).
 """
@@ -89,8 +91,11 @@ def check(history: History) -> dict[str, list]:
         "lost", "duplicated", "phantom", "reordered", "taken by a reader that gave up", "slow")}
     received: dict[str, list] = {}   # message -> [(start, end, op or None for the drain)]
     end_of_run = max((o.end for o in history.ops), default=0.0) + 1
+    def frozen(o: Op) -> float:
+        return sum(max(0.0, min(o.end, f.end) - max(o.start, f.start))
+                   for f in history.faults if f.host in (o.host, 0))
     for o in history.ops:
-        if o.end - o.start > OP_TIMEOUT + SLACK:
+        if o.end - o.start > OP_TIMEOUT + SLACK + frozen(o):
             anomalies["slow"].append(asdict(o))
         if o.kind != "recv" or not o.message:
             continue
@@ -270,7 +275,7 @@ class Run:
         owner = self.hosts[0]
         for name in self.channels:
             chan = owner.root / "dc" / "chan" / name
-            wait_for(lambda: json.loads((chan / "stat").read_text())["handing_over"] == 0, 30,
+            wait_for(lambda: json.loads((chan / "stat").read_text()).get("handing_over", 0) == 0, 30,
                      what="hand-overs in flight to settle")
             got = []
             while True:
