@@ -174,9 +174,9 @@ class Channel:
         elif self._offered is not None and self._offered.sender is sender:
             # Its message is out on offer: it was committed when it was taken, so it
             # has been sent; the offer settles without it (see _declined, _lost).
-            sender.told = True
-            self.sent += 1
-            sender.done.callback(None)
+            later = Deferrals()
+            self._answer(sender, later)
+            later.run()
 
     # -- receiving -----------------------------------------------------------------
     def recv(self, alive: Alive = None) -> Deferred:
@@ -301,7 +301,7 @@ class Channel:
         return self.cap - len(self._buffer) - held
 
     def _live_receivers(self):
-        return (r for r in self._receivers if r.alive is None or r.alive())
+        return (r for r in self._receivers if _here(r))
 
     # -- ending --------------------------------------------------------------------
     def close(self) -> None:
@@ -425,7 +425,12 @@ class Channel:
         """A rendezvous sender on the taker's side is answered now: its answer follows
         the offer along the same path, so it arrives once its host holds the message."""
         s = offer.sender
-        if s is not None and s.side is not None and s.side is offer.side and not s.told:
+        if s is not None and s.side is not None and s.side is offer.side:
+            self._answer(s, later)
+
+    def _answer(self, s: _Sender, later: Deferrals) -> None:
+        """A rendezvous sender whose message is out on offer is told it was sent (once)."""
+        if not s.told:
             s.told = True
             self.sent += 1
             _decide(later, s, lambda: s.done.callback(None))
@@ -434,10 +439,8 @@ class Channel:
     def _confirm(self, offer: Offer, later: Deferrals) -> None:
         self._offered = None
         self.received += 1
-        s = offer.sender
-        if s is not None and not s.told:
-            self.sent += 1
-            _decide(later, s, lambda: s.done.callback(None))
+        if offer.sender is not None:
+            self._answer(offer.sender, later)
 
     def _confirmed(self, offer: Offer) -> None:
         if self._offered is not offer:

@@ -445,9 +445,9 @@ class _Sending:
 
     def _end(self, error) -> None:
         if self.orphan and error is not None:
-            log.warn("a message ({what}) to {host} was lost: its writer had been told it was "
-                     "sent as it gave up, and then: {why}", what=self.handle._hid,
-                     host=self.handle._tree.host_id, why=error)
+            log.warn("a message to {host} (handle {hid}) was lost: its writer, interrupted while "
+                     "the message was on its way, had been told it was sent; then: {why}",
+                     hid=self.handle._hid, host=self.handle._tree.host_id, why=error)
         if not self.done.called:
             if error is None:
                 self.done.callback(None)
