@@ -132,14 +132,16 @@ def reader_gives_up(owner_chan: Path, reader_chan: Path, sender_chan: Path) -> t
     return printed, nxt
 
 
-def writer_gives_up(owner_chan: Path, writer_chan: Path, reader_chan: Path, prefill: int = 0) -> str:
-    """A writer blocked in ``echo gave-up > send`` (through writer_chan; behind ``prefill``
-    messages that fill the buffer) gets SIGTERM, and a reader (through reader_chan) arrives at
-    once and reads prefill + 1 messages; a second writer sends "kept".  Answers what the reader
-    got: the prefill, then "kept", unless the first writer's message was taken."""
+def writer_gives_up(owner_chan: Path, writer_chan: Path, reader_chan: Path, prefill: int = 0,
+                    source: str = "echo gave-up") -> str:
+    """A writer blocked in ``echo gave-up > send`` (or ``SOURCE > send``; through writer_chan;
+    behind ``prefill`` messages that fill the buffer) gets SIGTERM, and a reader (through
+    reader_chan) arrives at once and reads prefill + 1 messages; a second writer sends "kept".
+    Answers what the reader got: the prefill, then "kept", unless the first writer's message
+    was taken."""
     for i in range(prefill):
         subprocess.run(["bash", "-c", f"echo first{i} > {owner_chan}/send"], check=True, timeout=15)
-    writer = subprocess.Popen(["bash", "-c", f"echo gave-up > {writer_chan}/send"])
+    writer = subprocess.Popen(["bash", "-c", f"{source} > {writer_chan}/send"])
     wait_for(lambda: sum(chan_stat(owner_chan).get(k, 0) for k in ("senders_waiting", "send_waits")) >= 1,
              what="the writer to block")
     writer.send_signal(signal.SIGTERM)

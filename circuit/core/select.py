@@ -28,7 +28,8 @@ class Clause:
     ready: Callable[[], Deferred]
     commit: Callable[[], Any]     # value, Deferred, or raises WouldBlock
     undo: Optional[Callable[[Any], None]] = None  # give back what commit took
-    write: Optional[Callable[[bytes], Deferred]] = None  # for w clauses: send after commit
+    # for w clauses: send after commit, as the caller writing write.N (an ICaller, or None)
+    write: Optional[Callable[..., Deferred]] = None
 
 
 @dataclass

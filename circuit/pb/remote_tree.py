@@ -147,8 +147,8 @@ def _remote_clause(tree: RemoteHostTree, path: tuple, op: str, spelled: str) -> 
     def undo(value: "RemoteValue") -> None:
         tree.call("clause_undo", wire_path, op, spelled, value.data, value.key or 0).addErrback(lambda f: None)
 
-    def write(message: bytes) -> Deferred:
-        return send_message(tree, path, message)
+    def write(message: bytes, caller: Optional[ICaller] = None) -> Deferred:
+        return send_message(tree, path, message, caller or _NoCaller())
 
     send_like = path[-1] in ("send", "trysend")
     return Clause(op, spelled, ready=lambda: tree.blocking("clause_ready", wire_path, op, spelled),
@@ -457,13 +457,13 @@ class _Sending:
             self.finished.callback(None)
 
 
-def send_message(tree: RemoteHostTree, path: tuple, message: bytes) -> Deferred:
-    """Open-write-close of a remote ``send``: one message, in chunks."""
+def send_message(tree: RemoteHostTree, path: tuple, message: bytes, caller: ICaller) -> Deferred:
+    """Open-write-close of a remote ``send`` for ``caller``: one message, in chunks."""
     def opened(handle: RemoteHandle):
         d = handle.write(0, message) if message else succeed(0)
         d.addCallback(lambda _: handle.flush())
         return d.addBoth(lambda result: (handle.release(), result)[1])
-    return tree.open(path, OpenFlags(read=False, write=True, truncate=True), _NoCaller()).addCallback(opened)
+    return tree.open(path, OpenFlags(read=False, write=True, truncate=True), caller).addCallback(opened)
 
 
 @implementer(ICaller)

@@ -92,7 +92,8 @@ def _recv_clause(ctx, op, spelled):
 
 def _send_clause(ctx, op, spelled):
     ch = ctx.element
-    return Clause(op, spelled, ready=ch.wait_send, commit=lambda: _can_send(ch), write=ch.send)
+    return Clause(op, spelled, ready=ch.wait_send, commit=lambda: _can_send(ch),
+                  write=lambda m, caller=None: ch.send(m, alive=caller and caller.alive, side=caller))
 
 
 def _waitsend_clause(ctx, op, spelled):

@@ -115,7 +115,7 @@ def _write_n(ctx, flags, caller):
         def failed(failure):
             outcome.consumed = False  # nothing was sent: it may be tried again
             return failure
-        return maybeDeferred(clause.write, message).addErrback(failed)
+        return maybeDeferred(clause.write, message, caller).addErrback(failed)
     return MessageHandle(send, flags.truncate, check_state=check)
 
 

@@ -20,13 +20,18 @@ def members(host) -> list:
     return sorted(p.name for p in host.mount.iterdir())
 
 
-@pytest.fixture(scope="module")
-def trio(tmp_path_factory):
-    """Three hosts on loopback with their trees mounted, one cluster CA."""
-    hosts = start_cluster(tmp_path_factory.mktemp("trio"), 3)
+def met_cluster(tmp: Path, n: int):
+    """n hosts that all see each other; stopped when the generator ends (a fixture's body)."""
+    hosts = start_cluster(tmp, n)
     ids = sorted(h.host_id for h in hosts)
     for h in hosts:
         wait_for(lambda: members(h) == ids, 10, what="every host to see every host")
     yield hosts
     for h in hosts:
         h.stop()
+
+
+@pytest.fixture(scope="module")
+def trio(tmp_path_factory):
+    """Three hosts on loopback with their trees mounted, one cluster CA."""
+    yield from met_cluster(tmp_path_factory.mktemp("trio"), 3)

@@ -4,7 +4,7 @@ tests/fuse/test_interrupt.py).  Each case runs several times: before the hand-ov
 the caller's own host, every one of them lost or leaked a message every time."""
 import pytest
 
-from conftest import members, start_cluster
+from conftest import met_cluster
 from helpers import chan_stat, reader_gives_up, wait_for, writer_gives_up
 
 ROUNDS = 5
@@ -13,13 +13,7 @@ ROUNDS = 5
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     """Hosts A (owning the channels) and B, both mounted."""
-    hosts = start_cluster(tmp_path_factory.mktemp("pair"), 2)
-    ids = sorted(h.host_id for h in hosts)
-    for h in hosts:
-        wait_for(lambda: members(h) == ids, 10, what="both hosts to see both")
-    yield hosts
-    for h in hosts:
-        h.stop()
+    yield from met_cluster(tmp_path_factory.mktemp("pair"), 2)
 
 
 def _chan(a, name: str, cap: int):
@@ -57,6 +51,17 @@ def test_a_writer_on_another_host_killed_while_the_channel_is_full_sends_nothing
         assert writer_gives_up(c, _via(b, a, c), c, prefill=1) == "first0\nkept\n"
 
 
+def test_a_big_message_from_a_writer_on_another_host_that_gave_up_is_not_sent(pair, tmp_path):
+    """8 MiB through B's mount: most writes go behind the writer; it is killed at close."""
+    a, b = pair
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (8 << 20))
+    for i in range(ROUNDS):
+        c = _chan(a, f"big-{i}", 0)
+        assert writer_gives_up(c, _via(b, a, c), c, source=f"cat {big}") == "kept\n"
+        assert chan_stat(c)["received"] == 1
+
+
 def test_a_select_on_one_host_over_a_recv_on_another_loses_nothing_when_aborted(pair):
     a, b = pair
     c = _chan(a, "sel", 1)
@@ -64,5 +69,6 @@ def test_a_select_on_one_host_over_a_recv_on_another_loses_nothing_when_aborted(
          " > dc/select/s/select")
     a.sh("echo one > dc/chan/sel/send")
     wait_for(lambda: "committed" in b.sh("cat dc/select/s/stat").stdout, what="the select to commit")
+    assert chan_stat(c)["len"] == 0  # the select took it
     b.sh("echo abort > dc/select/s/abort")
     assert a.sh("cat dc/chan/sel/recv").stdout == "one\n"
