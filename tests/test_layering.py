@@ -50,3 +50,41 @@ def test_plugin_is_lazy():
     """twistd imports plugins while parsing options: no reactor, no pyfuse3 at import."""
     plugin = ROOT.parent / "twisted" / "plugins" / "circuit_plugin.py"
     assert _imports(plugin) == {"twisted.application.service"}
+
+
+def _module(path: Path) -> str:
+    rel = path.relative_to(ROOT.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def _edges(path: Path, modules: set[str]) -> set[str]:
+    """The circuit modules a file imports (at the top or inside a function)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                found.add(sub if sub in modules else node.module)
+    return {m for m in found if m in modules and m != "circuit"}
+
+
+def test_no_module_imports_itself_in_a_circle():
+    files = {_module(p): p for p in ROOT.rglob("*.py")}
+    graph = {m: _edges(p, set(files)) - {m} for m, p in files.items()}
+    circles, state = [], {}
+
+    def visit(m, trail):
+        state[m] = "open"
+        for n in sorted(graph[m]):
+            if state.get(n) == "open":
+                circles.append(" -> ".join(trail[trail.index(n):] + [n]))
+            elif n not in state:
+                visit(n, trail + [n])
+        state[m] = "done"
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert circles == []

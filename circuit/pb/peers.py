@@ -18,7 +18,7 @@ from twisted.spread import pb
 
 from circuit import errors
 from circuit.pb import wire
-from circuit.pb.server import strict_security
+from circuit.pb.broker import Broker, strict_security
 from circuit.tls.options import client_options
 
 log = Logger("circuit.pb")
@@ -35,22 +35,10 @@ def parse_url(url: str) -> tuple[str, int, str]:
     return u.hostname, u.port, host_id
 
 
-class _Broker(pb.Broker):
-    def connectionMade(self):
-        super().connectionMade()
-        tune(self.transport)
-
-
-def tune(transport) -> None:
-    """Small request/answer messages: no Nagle delay (40 ms with delayed ACKs), and keepalive."""
-    transport.setTcpNoDelay(True)
-    transport.setTcpKeepAlive(True)
-
-
 class _Factory(pb.PBClientFactory):
     """Fires ``ready`` once PB has chosen its dialect: nothing may be sent before."""
 
-    protocol = _Broker
+    protocol = Broker
 
     def __init__(self):
         super().__init__(security=strict_security())

@@ -13,12 +13,13 @@ from typing import Any, Optional
 from cryptography import x509
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
-from twisted.spread import jelly, pb
+from twisted.spread import pb
 from zope.interface import implementer
 
 from circuit import errors
 from circuit.interfaces import ICaller, IHandle
 from circuit.pb import wire
+from circuit.pb.broker import Broker, strict_security
 from circuit.tls.authority import host_id_of
 
 log = Logger("circuit.pb")
@@ -26,15 +27,6 @@ log = Logger("circuit.pb")
 MAX_PENDING_CALLS = 10000
 
 
-def strict_security() -> jelly.SecurityOptions:
-    """Plain data only: lists, tuples, dicts, strings, bytes, numbers, None.
-
-    Our own object rather than PB's global one, which any import may widen with
-    setUnjellyableForClass; circuit registers no classes at all.
-    """
-    security = jelly.SecurityOptions()
-    security.allowBasicTypes()
-    return security
 MAX_OPEN_HANDLES = 100000
 
 
@@ -333,12 +325,5 @@ def listen(reactor, addr: str, credentials, root: PeerRoot) -> Deferred:
     endpoint = endpoints.SSL4ServerEndpoint(reactor, int(port), server_options(credentials),
                                             interface=host.strip("[]"))
     factory = pb.PBServerFactory(root, security=strict_security())
-    factory.protocol = _ServerBroker
+    factory.protocol = Broker
     return endpoint.listen(factory)
-
-
-class _ServerBroker(pb.Broker):
-    def connectionMade(self):
-        super().connectionMade()
-        from circuit.pb.peers import tune
-        tune(self.transport)
