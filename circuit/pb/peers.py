@@ -161,4 +161,3 @@ class Peers:
 
     def is_connected(self, peer_id: str) -> bool:
         return peer_id in self._refs
-
