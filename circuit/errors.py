@@ -44,6 +44,8 @@ IsDirectory = _error("IsDirectory", _errno.EISDIR, "is a directory")
 NotDirectory = _error("NotDirectory", _errno.ENOTDIR, "not a directory")
 NoProcess = _error("NoProcess", _errno.ESRCH, "the process is not running")
 NotPermitted = _error("NotPermitted", _errno.EPERM, "operation not permitted")
+BadFile = _error("BadFile", _errno.EBADF, "no such open file")
+CrossHost = _error("CrossHost", _errno.EXDEV, "the two paths are on different hosts")
 
 # Errors that say something about the element (and so belong in its error file),
 # as opposed to the caller giving up.

@@ -57,6 +57,7 @@ class IHandle(Interface):
     """
 
     streaming = Attribute("True if reads may block or the size is unknown")
+    plain = Attribute("True for an ordinary file (under fs/): its size is real and it may be cached")
 
     def read(offset: int, size: int):
         """Deferred[bytes]: up to size bytes at offset; b"" means end of file."""
@@ -141,10 +142,44 @@ class IHostTree(Interface):
 
 
 class ICircuit(Interface):
-    """The whole tree: ``/`` lists the live hosts."""
+    """The whole tree: ``/`` lists the live hosts, ``/X.../`` and below is each host's tree.
+
+    Views call the path operations with paths from ``/`` as tuples of names; what
+    only the whole circuit knows (the root, which host a path is on, that a host's
+    own directory cannot be made, removed or opened, that a rename cannot cross
+    hosts) is decided here, once for every view.
+    """
 
     def host(host_id: str) -> IHostTree:
         """The host's tree; raises NotFound (unknown) or HostDown (left)."""
 
     def host_ids() -> list:
         """The IDs of the live hosts, this host first."""
+
+    def getattr(path: tuple):
+        """Deferred[Attr]."""
+
+    def listdir(path: tuple):
+        """Deferred[list[tuple[str, Attr]]]: the root lists the live hosts."""
+
+    def mkdir(path: tuple):
+        """Deferred; EACCES at the root and for a host itself."""
+
+    def rmdir(path: tuple):
+        """Deferred; EACCES at the root and for a host itself."""
+
+    def unlink(path: tuple):
+        """Deferred; EACCES at the root and for a host itself."""
+
+    def rename(path: tuple, new_path: tuple):
+        """Deferred; EXDEV across hosts."""
+
+    def setattr(path: tuple, size=None, mode=None, mtime=None):
+        """Deferred[Attr]; EPERM at the root."""
+
+    def open(path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666):
+        """Deferred[IHandle]; EISDIR for the root or a host (EACCES when creating)."""
+
+    def resolve(text: str, cwd: tuple = ()) -> tuple:
+        """A user's path (absolute, or relative to ``cwd``; ``..`` stops at ``/``) as a
+        tuple of names from ``/``.  Only names: what they lead to is not looked up."""

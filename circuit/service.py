@@ -73,7 +73,7 @@ class CircuitService(MultiService):
         os.makedirs(settings.data, mode=0o700, exist_ok=True)
         self.host = Host(reactor)
         self.host_id = self.host.id
-        self.circuit = Circuit()
+        self.circuit = Circuit(started=reactor.seconds())
         fs_root = settings.fs_root or os.path.join(settings.data, "fs")
         self.tree = LocalHostTree(self.host, fs_root, self.circuit)
         # Listed at once (the mount may come up first); its URL follows once it listens.

@@ -98,7 +98,7 @@ class FuseMount(Service):
         self.ops.closing = True
         self.ops.watch.cancel_all()
         for _ in range(20):
-            if not self.ops.open_files and len(self.ops.watch) == 0:
+            if not len(self.ops.session) and len(self.ops.watch) == 0:
                 break
             self.ops.watch.cancel_all()
             await deferLater(self.reactor, 0.05, lambda: None)
@@ -108,6 +108,7 @@ class FuseMount(Service):
         except Exception:
             pass
         pyfuse3.close(unmount=True)
+        self.ops.session.close()  # what no RELEASE came for: messages not confirmed go back
         self.circuit.mount_prefixes.remove(self.mountpoint)
         self.circuit.listeners.remove(self._hosts_changed)
         log.info("unmounted {where}", where=self.mountpoint)

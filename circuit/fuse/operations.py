@@ -14,7 +14,7 @@ import stat as st
 from typing import Any
 
 import pyfuse3
-from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -23,6 +23,7 @@ from circuit.fuse.inodes import InodeTable
 from circuit.fuse.signals import InterruptWatch, ProcessCaller
 from circuit.interfaces import Attr, ICircuit, OpenFlags
 from circuit.tree.handles import hand_over
+from circuit.tree.session import Session
 
 log = Logger("circuit.fuse")
 
@@ -54,19 +55,6 @@ def _flags(os_flags: int) -> OpenFlags:
     )
 
 
-class _Open:
-    __slots__ = ("handle", "caller", "path")
-
-    def __init__(self, handle, caller: ProcessCaller, path: tuple):
-        self.handle = handle
-        self.caller = caller
-        self.path = path
-
-    @property
-    def pid(self) -> int:
-        return self.caller.pid
-
-
 class CircuitOperations(pyfuse3.Operations):
     supports_dot_lookup = False
     enable_writeback_cache = False
@@ -79,7 +67,7 @@ class CircuitOperations(pyfuse3.Operations):
         self.loop = loop
         self.inodes = InodeTable()
         self.watch = InterruptWatch(reactor)
-        self.open_files: dict[int, _Open] = {}
+        self.session = Session(circuit)  # the open files, by FUSE file handle
         self._dirs: dict[int, list] = {}
         self._fh = itertools.count(1)
         self._timeout = timeout
@@ -87,7 +75,6 @@ class CircuitOperations(pyfuse3.Operations):
         # Set while unmounting: blocked and new requests fail with EHOSTDOWN (the
         # host is going away).  EINTR would not do: coreutils retry reads on EINTR.
         self.closing = False
-        self._root_attr = Attr("dir", 0o555, mtime=reactor.seconds())
 
     # -- plumbing ------------------------------------------------------------------
     async def _await(self, d: Deferred, pid: int = 0) -> Any:
@@ -105,17 +92,6 @@ class CircuitOperations(pyfuse3.Operations):
             if self.closing and isinstance(e, (CancelledError, asyncio.CancelledError)):
                 raise pyfuse3.FUSEError(errno.EHOSTDOWN) from None
             raise _errno(e) from None
-
-    def _tree(self, path: tuple):
-        return self.circuit.host(path[0])
-
-    def _call(self, path: tuple, method: str, *args) -> Deferred:
-        """Call ``method`` on the tree of the host that ``path`` is in."""
-        try:
-            tree = self._tree(path)
-        except errors.CircuitError as e:
-            return fail(e)
-        return getattr(tree, method)(path[1:], *args)
 
     def _attrs(self, path: tuple, attr: Attr) -> pyfuse3.EntryAttributes:
         a = pyfuse3.EntryAttributes()
@@ -138,9 +114,7 @@ class CircuitOperations(pyfuse3.Operations):
         return a
 
     async def _getattr(self, path: tuple) -> pyfuse3.EntryAttributes:
-        if not path:
-            return self._attrs(path, self._root_attr)
-        return self._attrs(path, await self._await(self._call(path, "getattr")))
+        return self._attrs(path, await self._await(self.circuit.getattr(path)))
 
     def _child(self, parent: int, name: bytes) -> tuple:
         try:
@@ -170,47 +144,33 @@ class CircuitOperations(pyfuse3.Operations):
 
     async def setattr(self, inode, attr, fields, fh, ctx):
         path = self._path(inode)
-        if not path:
-            raise pyfuse3.FUSEError(errno.EPERM)
         size = attr.st_size if fields.update_size else None
         mode = attr.st_mode if fields.update_mode else None
         mtime = attr.st_mtime_ns / 1e9 if fields.update_mtime else None
-        result = await self._await(self._call(path, "setattr", size, mode, mtime))
+        result = await self._await(self.circuit.setattr(path, size, mode, mtime))
         return self._attrs(path, result)
 
     async def mkdir(self, parent_inode, name, mode, ctx):
-        path = self._child(parent_inode, name)
-        if len(path) < 2:
-            raise pyfuse3.FUSEError(errno.EACCES)
-        await self._await(self._call(path, "mkdir"))
+        await self._await(self.circuit.mkdir(self._child(parent_inode, name)))
         return await self.lookup(parent_inode, name)
 
     async def rmdir(self, parent_inode, name, ctx):
-        path = self._child(parent_inode, name)
-        if len(path) < 2:
-            raise pyfuse3.FUSEError(errno.EACCES)
-        await self._await(self._call(path, "rmdir"))
+        await self._await(self.circuit.rmdir(self._child(parent_inode, name)))
 
     async def unlink(self, parent_inode, name, ctx):
-        path = self._child(parent_inode, name)
-        if len(path) < 2:
-            raise pyfuse3.FUSEError(errno.EACCES)
-        await self._await(self._call(path, "unlink"))
+        await self._await(self.circuit.unlink(self._child(parent_inode, name)))
 
     async def rename(self, parent_old, name_old, parent_new, name_new, flags, ctx):
         old, new = self._child(parent_old, name_old), self._child(parent_new, name_new)
-        if flags or len(old) < 2 or old[0] != new[0]:
-            raise pyfuse3.FUSEError(errno.EXDEV if old[:1] != new[:1] else errno.EINVAL)
-        await self._await(self._call(old, "rename", new[1:]))
+        if flags:  # RENAME_NOREPLACE, RENAME_EXCHANGE: not offered
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        await self._await(self.circuit.rename(old, new))
         self.inodes.rename(old, new)
 
     # -- directories ---------------------------------------------------------------
     async def opendir(self, inode, ctx):
         path = self._path(inode)
-        if not path:
-            entries = [(h, self._root_attr) for h in self.circuit.host_ids()]
-        else:
-            entries = await self._await(self._call(path, "listdir"))
+        entries = await self._await(self.circuit.listdir(path))
         fh = next(self._fh)
         self._dirs[fh] = [(path + (name,), attr) for name, attr in entries]
         return fh
@@ -228,15 +188,10 @@ class CircuitOperations(pyfuse3.Operations):
 
     # -- files ---------------------------------------------------------------------
     async def open(self, inode, flags, ctx):
-        path = self._path(inode)
-        if len(path) < 2:
-            raise pyfuse3.FUSEError(errno.EISDIR)
-        return await self._open(path, _flags(flags), ctx)
+        return await self._open(self._path(inode), _flags(flags), ctx)
 
     async def create(self, parent_inode, name, mode, flags, ctx):
         path = self._child(parent_inode, name)
-        if len(path) < 2:
-            raise pyfuse3.FUSEError(errno.EACCES)
         info = await self._open(path, _flags(flags | os.O_CREAT), ctx, st.S_IMODE(mode))
         attrs = await self._getattr(path)
         self.inodes.looked_up(path)
@@ -244,23 +199,21 @@ class CircuitOperations(pyfuse3.Operations):
 
     async def _open(self, path: tuple, flags: OpenFlags, ctx, mode: int = 0o666):
         caller = ProcessCaller(ctx.pid)
-        handle = await self._await(self._call(path, "open", flags, caller, mode))
-        fh = next(self._fh)
-        self.open_files[fh] = _Open(handle, caller, path)
-        # Control files have no size and may block: bypass the page cache for them.
-        control = path[1:2] != ("fs",)
-        return pyfuse3.FileInfo(fh=fh, direct_io=control, keep_cache=False,
+        fh = await self._await(self.session.open(path, flags, caller, mode))
+        handle = self.session.file(fh).handle
+        # Control files have no real size and may block: they bypass the page cache.
+        return pyfuse3.FileInfo(fh=fh, direct_io=not handle.plain, keep_cache=False,
                                 nonseekable=handle.streaming)
 
-    def _file(self, fh: int) -> _Open:
+    def _file(self, fh: int):
         try:
-            return self.open_files[fh]
-        except KeyError:
-            raise pyfuse3.FUSEError(errno.EBADF)
+            return self.session.file(fh)
+        except errors.CircuitError as e:
+            raise _errno(e) from None
 
     async def read(self, fh, off, size):
         f = self._file(fh)
-        data = await self._await(f.handle.read(off, size), f.pid)
+        data = await self._await(f.handle.read(off, size), f.caller.pid)
         # The last moment before the kernel has the bytes: a message goes only to a
         # reader still there (pyfuse3 replies as soon as this returns).
         try:
@@ -271,19 +224,17 @@ class CircuitOperations(pyfuse3.Operations):
 
     async def write(self, fh, off, buf):
         f = self._file(fh)
-        return await self._await(f.handle.write(off, bytes(buf)), f.pid)
+        return await self._await(f.handle.write(off, bytes(buf)), f.caller.pid)
 
     async def flush(self, fh):
         f = self._file(fh)
-        await self._await(f.handle.flush(), f.pid)
+        await self._await(f.handle.flush(), f.caller.pid)
 
     async def release(self, fh):
-        f = self.open_files.pop(fh, None)
-        if f is not None:
-            try:
-                await self._await(f.handle.release())
-            except pyfuse3.FUSEError:
-                pass  # release cannot report errors; the element's error file has it
+        try:
+            await self._await(self.session.release(fh))
+        except pyfuse3.FUSEError:
+            pass  # release cannot report errors; the element's error file has it
 
     async def fsync(self, fh, datasync):
         pass

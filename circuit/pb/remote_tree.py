@@ -126,7 +126,7 @@ class RemoteHostTree:
         if path[:1] == ("fs",):
             # Ordinary files: wait, so open(2) itself reports ENOENT, EISDIR and the like.
             return self.call("open", *request).addCallback(
-                lambda streaming: RemoteHandle(self, hid, streaming, flags, caller))
+                lambda streaming: RemoteHandle(self, hid, streaming, flags, caller, plain=True))
         # Control files: the open travels with the first read or write (one message
         # instead of two); a refused open shows there.  A handle never used costs nothing.
         return succeed(RemoteHandle(self, hid, True, flags, caller, opening=request))
@@ -194,10 +194,11 @@ class RemoteHandle(Handle):
     """An open file on another host, read and written in chunks."""
 
     def __init__(self, tree: RemoteHostTree, hid: int, streaming: bool, flags: OpenFlags,
-                 caller: ICaller, opening: Optional[tuple] = None):
+                 caller: ICaller, opening: Optional[tuple] = None, plain: bool = False):
         self._tree = tree
         self._hid = hid
         self.streaming = streaming
+        self.plain = plain
         self._flags = flags
         self._caller = caller
         self._opening = opening  # the open not sent yet: it goes with the first operation

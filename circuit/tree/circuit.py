@@ -1,19 +1,26 @@
-"""The root of the tree: ``/`` lists the live hosts; each is an IHostTree."""
+"""The whole tree: ``/`` lists the live hosts; each is an IHostTree.
+
+Every view's requests land here with paths from ``/``: which host a path is on,
+the root itself, and what cannot be done to a host's own directory are decided
+once, here, for the mount, SSH and PB clients alike.
+"""
 from __future__ import annotations
 
 import posixpath
 from typing import Optional
 
+from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from circuit import errors
 from circuit.core.host import is_host_id
-from circuit.interfaces import ICircuit, IHostTree
+from circuit.interfaces import Attr, ICaller, ICircuit, IHostTree, OpenFlags
 
 
 @implementer(ICircuit)
 class Circuit:
-    def __init__(self) -> None:
+    def __init__(self, started: float = 0.0) -> None:
+        self.root_attr = Attr("dir", 0o555, mtime=started)  # "/" and each host's directory
         self.local: Optional[IHostTree] = None
         self._hosts: dict[str, IHostTree] = {}
         self._departed: set[str] = set()
@@ -77,9 +84,72 @@ class Circuit:
             if text == prefix or text.startswith(prefix.rstrip("/") + "/"):
                 text = text[len(prefix.rstrip("/")):] or "/"
                 break
-        if not text.startswith("/"):
-            text = posixpath.join("/", *relative_to, text)
-        parts = tuple(p for p in posixpath.normpath(text).split("/") if p)
+        parts = self.resolve(text, relative_to)
         if not parts or not is_host_id(parts[0]):
             raise errors.Invalid(f"{text!r} is not a path inside the circuit (/X.../dc/...)")
         return parts
+
+    # -- the whole tree, paths from "/" ----------------------------------------------------------
+    def _on_host(self, path: tuple, method: str, *args) -> Deferred:
+        """Call ``method`` on the tree of the host that ``path`` is in."""
+        try:
+            tree = self.host(path[0])
+        except errors.CircuitError as e:
+            return fail(e)
+        return getattr(tree, method)(path[1:], *args)
+
+    @staticmethod
+    def _shown(path: tuple) -> str:
+        return "/" + "/".join(path)
+
+    def getattr(self, path: tuple) -> Deferred:
+        if not path:
+            return succeed(self.root_attr)
+        return self._on_host(path, "getattr")
+
+    def listdir(self, path: tuple) -> Deferred:
+        if not path:
+            return succeed([(h, self.root_attr) for h in self.host_ids()])
+        return self._on_host(path, "listdir")
+
+    def _inside_a_host(self, path: tuple, what: str) -> Optional[Deferred]:
+        if len(path) < 2:
+            return fail(errors.ReadOnly(f"{what} {self._shown(path)}: hosts come and go by joining "
+                                        "and leaving, not through the tree"))
+        return None
+
+    def mkdir(self, path: tuple) -> Deferred:
+        return self._inside_a_host(path, "mkdir") or self._on_host(path, "mkdir")
+
+    def rmdir(self, path: tuple) -> Deferred:
+        return self._inside_a_host(path, "rmdir") or self._on_host(path, "rmdir")
+
+    def unlink(self, path: tuple) -> Deferred:
+        return self._inside_a_host(path, "unlink") or self._on_host(path, "unlink")
+
+    def rename(self, path: tuple, new_path: tuple) -> Deferred:
+        refused = self._inside_a_host(path, "rename") or self._inside_a_host(new_path, "rename")
+        if refused is not None:
+            return refused
+        if path[0] != new_path[0]:
+            return fail(errors.CrossHost(f"rename {self._shown(path)}: {self._shown(new_path)} "
+                                         "is on another host"))
+        return self._on_host(path, "rename", new_path[1:])
+
+    def setattr(self, path: tuple, size=None, mode=None, mtime=None) -> Deferred:
+        if not path:
+            return fail(errors.NotPermitted("/ cannot be changed"))
+        return self._on_host(path, "setattr", size, mode, mtime)
+
+    def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666) -> Deferred:
+        if len(path) < 2:
+            if flags.create:
+                return fail(errors.ReadOnly(f"{self._shown(path)}/...: files are made under a host's fs/"))
+            return fail(errors.IsDirectory(f"{self._shown(path)} is a directory"))
+        return self._on_host(path, "open", flags, caller, mode)
+
+    def resolve(self, text: str, cwd: tuple = ()) -> tuple:
+        if not text.startswith("/"):
+            text = posixpath.join("/", *cwd, text)
+        return tuple(p for p in posixpath.normpath(text).split("/") if p)
+

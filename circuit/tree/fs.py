@@ -108,6 +108,8 @@ class FsRoot:
 class FsHandle(Handle):
     """An ordinary file: positional reads and writes, off the reactor thread."""
 
+    plain = True
+
     def __init__(self, fd: int):
         self.fd = fd
 

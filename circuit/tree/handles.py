@@ -20,6 +20,7 @@ class Handle:
     """Base: neither readable nor writable; flush and release do nothing."""
 
     streaming = False
+    plain = False
 
     def read(self, offset: int, size: int) -> Deferred:
         return fail(errors.ReadOnly("this file is not readable"))

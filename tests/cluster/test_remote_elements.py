@@ -144,3 +144,18 @@ def test_select_refuses_remote_files_it_cannot_wait_on(trio):
     r = b.sh(f"mkdir dc/select/bad && echo '[{{\"op\": \"r\", \"file\": \"/{a.host_id}/dc/chan/rs/stat\"}}]'"
              " > dc/select/bad/select", check=False)
     assert r.returncode == 1 and "Invalid argument" in r.stderr
+
+
+def test_a_rename_cannot_cross_hosts(trio):
+    import errno
+    a, b, _ = trio
+    (a.root / "fs" / "moving").write_text("here\n")
+    src, dst = b.mount / a.host_id / "fs" / "moving", b.mount / b.host_id / "fs" / "moving"
+    try:
+        os.rename(src, dst)
+        raise AssertionError("a rename crossed hosts")
+    except OSError as e:
+        assert e.errno == errno.EXDEV  # mv then copies and removes, as across file systems
+    assert (a.root / "fs" / "moving").read_text() == "here\n"
+    os.rename(src, b.mount / a.host_id / "fs" / "moved")  # within one host it works
+    assert (a.root / "fs" / "moved").read_text() == "here\n"

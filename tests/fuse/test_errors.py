@@ -176,3 +176,16 @@ def test_waitexit_takes_either_op(host, names):
     host.sh(f"""mkdir dc/select/{s} dc/proc/{p} && echo '{{"path": "/bin/true"}}' > dc/proc/{p}/run
 echo '[{{"op": "w", "file": "proc/{p}/waitexit"}}]' > dc/select/{s}/select""")
     assert json.loads(host.sh(f"cat dc/select/{s}/wait").stdout)["clause"] == 0
+
+
+def test_the_root_and_a_host_itself_cannot_be_changed(host):
+    """Hosts come and go by joining and leaving: / and /X.../ refuse what would make or unmake one."""
+    m, me = host.mount, host.host_id
+    assert _errno_of(lambda: os.mkdir(m / "X0123456789abcdef")) == errno.EACCES
+    assert _errno_of(lambda: os.rmdir(m / me)) == errno.EACCES
+    assert _errno_of(lambda: os.unlink(m / me)) in (errno.EACCES, errno.EISDIR)
+    assert _errno_of(lambda: open(m / "made-here", "w")) == errno.EACCES
+    assert _errno_of(lambda: open(m / me)) == errno.EISDIR
+    assert _errno_of(lambda: os.rename(m / me / "fs", m / "elsewhere")) == errno.EACCES
+    assert _errno_of(lambda: os.utime(m, (0, 0))) == errno.EPERM
+    assert sorted(os.listdir(m)) == [me] and (m / me / "dc").is_dir()  # nothing changed

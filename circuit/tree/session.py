@@ -1,0 +1,63 @@
+"""What one connection of a view has open: a mount, an SSH connection, a PB client.
+
+Views keep their callers' open files here, by number, each with the caller that
+opened it and its path from ``/``.  When the connection goes, `close` releases
+every file still open, so a message taken for a read that was never confirmed
+goes back to its channel, and a message written but never flushed is dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import count
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+
+from circuit import errors
+from circuit.interfaces import ICaller, ICircuit, IHandle, OpenFlags
+
+
+@dataclass(eq=False)
+class OpenFile:
+    handle: IHandle
+    caller: Any  # ICaller: who opened it, asked "still there?" at each hand-over
+    path: tuple
+
+
+class Session:
+    def __init__(self, circuit: ICircuit):
+        self.circuit = circuit
+        self.closed = False
+        self._files: dict[int, OpenFile] = {}
+        self._numbers = count(1)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666) -> Deferred:
+        """Deferred[int]: the new open file's number."""
+        def opened(handle: IHandle) -> int:
+            if self.closed:  # the connection went while the open was on its way
+                handle.release()
+                raise errors.HostDown("the connection closed while the file was being opened")
+            number = next(self._numbers)
+            self._files[number] = OpenFile(handle, caller, path)
+            return number
+        return self.circuit.open(path, flags, caller, mode).addCallback(opened)
+
+    def file(self, number: int) -> OpenFile:
+        try:
+            return self._files[number]
+        except KeyError:
+            raise errors.BadFile(f"no open file {number}") from None
+
+    def release(self, number: int) -> Deferred:
+        f = self._files.pop(number, None)
+        return succeed(None) if f is None else f.handle.release()
+
+    def close(self) -> None:
+        """The connection is gone: release everything it left open."""
+        self.closed = True
+        files, self._files = self._files, {}
+        for f in files.values():
+            f.handle.release()
