@@ -147,6 +147,7 @@ class Run:
         self.live = set(range(hosts))
         self.incarnation = [0] * hosts
         self.stopping = threading.Event()
+        self.broken: list[BaseException] = []  # what went wrong in a client or the nemesis
         for h in self.hosts:
             wait_for(lambda: self.owner in {p.name for p in h.mount.iterdir()}, 15, what="hosts to meet")
         self.channels = {"rendezvous": 0, "buffered": 3}
@@ -256,17 +257,28 @@ class Run:
                  what="the owner to declare the stopped host dead")
 
     # -- the run --------------------------------------------------------------------------------
+    def _thread(self, target, *args) -> threading.Thread:
+        def run():
+            try:
+                target(*args)
+            except BaseException as e:  # the harness failed, not the circuit: stop and say so
+                self.broken.append(e)
+                self.stopping.set()
+        return threading.Thread(target=run)
+
     def run(self) -> History:
-        threads = [threading.Thread(target=self._sender, args=(f"s{i}",)) for i in range(self.clients)]
-        threads += [threading.Thread(target=self._receiver, args=(f"r{i}",)) for i in range(self.clients)]
-        nemesis = threading.Thread(target=self._nemesis)
+        threads = [self._thread(self._sender, f"s{i}") for i in range(self.clients)]
+        threads += [self._thread(self._receiver, f"r{i}") for i in range(self.clients)]
+        nemesis = self._thread(self._nemesis)
         for t in threads + [nemesis]:
             t.start()
-        time.sleep(self.seconds)
+        self.stopping.wait(self.seconds)
         self.stopping.set()
         nemesis.join()
         for t in threads:
             t.join()
+        if self.broken:
+            raise self.broken[0]
         self._drain()
         return self.history
 

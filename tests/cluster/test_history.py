@@ -5,23 +5,26 @@
 import json
 import os
 
+import pytest
 from helpers import make_ca
 
 from history import Run, check
 
+SECONDS = float(os.environ.get("CIRCUIT_HISTORY_SECONDS", "60"))
 
+
+@pytest.mark.timeout(SECONDS + 240)  # setting up, the drain and the teardown
 def test_a_checked_history_under_faults_has_no_anomaly(tmp_path):
-    seconds = float(os.environ.get("CIRCUIT_HISTORY_SECONDS", "60"))
-    run = Run(tmp_path, make_ca(tmp_path / "ca"), seconds)
+    run = Run(tmp_path, make_ca(tmp_path / "ca"), SECONDS)
     try:
-        history = run.run()
+        run.run()
     finally:
         run.close()
-    history.save(tmp_path / "history.json")
-    summary = history.summary()
+        run.history.save(tmp_path / "history.json")
+    summary = run.history.summary()
     print(json.dumps(summary, indent=1))
     # The run did what it is for: messages went through, and every kind of fault happened.
     assert summary.get("send ok", 0) > 50 and summary.get("recv ok", 0) > 50, summary
     assert summary.get("fault kill", 0) + summary.get("fault restart", 0) >= 2, summary
-    anomalies = check(history)
+    anomalies = check(run.history)
     assert anomalies == {k: [] for k in anomalies}, json.dumps(anomalies, indent=1)[:5000]
