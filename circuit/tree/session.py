@@ -1,9 +1,11 @@
 """What one connection of a view has open: a mount, an SSH connection, a PB client.
 
 Views keep their callers' open files here, by number, each with the caller that
-opened it and its path from ``/``.  When the connection goes, `close` releases
-every file still open, so a message taken for a read that was never confirmed
-goes back to its channel, and a message written but never flushed is dropped.
+opened it and its path from ``/``, and what the connection waits on.  When the
+connection goes, `close` cancels every wait (nothing is taken for a caller that
+left) and releases every file still open, so a message taken for a read that
+was never confirmed goes back to its channel, and a message written but never
+flushed is dropped.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class Session:
         self.closed = False
         self._files: dict[int, OpenFile] = {}
         self._numbers = count(1)
+        self._waiting: set[Deferred] = set()
 
     def __len__(self) -> int:
         return len(self._files)
@@ -55,9 +58,22 @@ class Session:
         f = self._files.pop(number, None)
         return succeed(None) if f is None else f.handle.release()
 
+    def track(self, d: Deferred) -> Deferred:
+        """A call the connection waits on: cancelled if the connection goes first."""
+        if not d.called:
+            self._waiting.add(d)
+
+            def done(result):
+                self._waiting.discard(d)
+                return result
+            d.addBoth(done)
+        return d
+
     def close(self) -> None:
-        """The connection is gone: release everything it left open."""
+        """The connection is gone: cancel what it waits on, release what it left open."""
         self.closed = True
+        for d in list(self._waiting):
+            d.cancel()
         files, self._files = self._files, {}
         for f in files.values():
             f.handle.release()

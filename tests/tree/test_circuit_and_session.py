@@ -1,0 +1,108 @@
+"""The whole tree from / (tree/circuit.py) and a connection's open files (tree/session.py),
+over a real LocalHostTree, with no view: what every view gets without writing it again."""
+from __future__ import annotations
+
+import errno
+import sys
+from pathlib import Path
+
+import pytest
+from twisted.internet.defer import CancelledError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))
+from core_model import failure, pending, value  # noqa: E402
+
+from circuit import errors  # noqa: E402
+from circuit.core.host import Host  # noqa: E402
+from circuit.interfaces import OpenFlags  # noqa: E402
+from circuit.tree.circuit import Circuit  # noqa: E402
+from circuit.tree.handles import hand_over  # noqa: E402
+from circuit.tree.local import LocalHostTree  # noqa: E402
+from circuit.tree.session import Session  # noqa: E402
+
+READ, WRITE = OpenFlags(read=True), OpenFlags(read=False, write=True, truncate=True)
+
+
+class Caller:
+    def __init__(self):
+        self.here = True
+
+    def alive(self) -> bool:
+        return self.here
+
+
+@pytest.fixture
+def circuit(tmp_path):
+    c = Circuit(started=1.0)
+    tree = LocalHostTree(Host(reactor=None, environ={"PATH": "/bin"}), str(tmp_path / "fs"), c)
+    c.add_host(tree, local=True)
+    value(c.mkdir((tree.host_id, "dc", "chan", "c")))
+    return c
+
+
+def _me(c: Circuit) -> str:
+    return c.host_ids()[0]
+
+
+def _send(c, session, text: bytes):
+    fh = value(session.open((_me(c), "dc", "chan", "c", "send"), WRITE, Caller()))
+    h = session.file(fh).handle
+    value(h.write(0, text))
+    return h.flush(), fh
+
+
+def test_the_root_lists_hosts_and_refuses_to_make_or_unmake_them(circuit):
+    me = _me(circuit)
+    assert [name for name, _ in value(circuit.listdir(()))] == [me]
+    assert value(circuit.getattr(())).kind == "dir"
+    for d, code in [(circuit.mkdir(("X0123456789abcdef",)), errno.EACCES),
+                    (circuit.rmdir((me,)), errno.EACCES),
+                    (circuit.unlink((me,)), errno.EACCES),
+                    (circuit.open((me,), READ, Caller()), errno.EISDIR),
+                    (circuit.open(("made",), OpenFlags(create=True), Caller()), errno.EACCES),
+                    (circuit.rename((me, "fs", "a"), ("X0123456789abcdef", "fs", "a")), errno.EXDEV),
+                    (circuit.setattr(()), errno.EPERM),
+                    (circuit.getattr(("X0123456789abcdef",)), errno.ENOENT)]:
+        assert failure(d, errors.CircuitError).errno == code
+    assert circuit.resolve("../../x/./y", ("a", "b")) == ("x", "y")
+    assert circuit.resolve("/..", ()) == ()
+
+
+def test_a_session_reads_through_the_one_hand_over_rule(circuit):
+    session = Session(circuit)
+    value(circuit.open((_me(circuit), "dc", "chan", "c", "cap"), WRITE, Caller()).addCallback(
+        lambda h: h.write(0, b"1").addCallback(lambda _: h.flush())))
+    reader, gone = Caller(), Caller()
+    for who in (gone, reader):
+        fh = value(session.open((_me(circuit), "dc", "chan", "c", "recv"), READ, who))
+        f = session.file(fh)
+        got = f.handle.read(0, 100)
+        if who is gone:
+            sent, _ = _send(circuit, session, b"hello")
+            assert value(sent) is None and value(got) == b"hello"
+            gone.here = False  # it leaves as the bytes would reach it
+            with pytest.raises(errors.Interrupted):
+                hand_over(f.handle, f.caller)
+        else:
+            assert value(got) == b"hello"  # given back, and first in line again
+            hand_over(f.handle, f.caller)
+        value(session.release(fh))
+    with pytest.raises(errors.BadFile):
+        session.file(fh)
+
+
+def test_closing_a_session_cancels_its_waits_and_gives_back_what_it_held(circuit):
+    me = _me(circuit)
+    recv = (me, "dc", "chan", "c", "recv")
+    value(circuit.open((me, "dc", "chan", "c", "cap"), WRITE, Caller()).addCallback(
+        lambda h: h.write(0, b"1").addCallback(lambda _: h.flush())))
+    session, other = Session(circuit), Session(circuit)
+    value(_send(circuit, other, b"kept")[0])
+    held = session.file(value(session.open(recv, READ, Caller()))).handle.read(0, 10)
+    assert value(held) == b"kept"  # taken, but its reader never had it (no hand-over yet)
+    waiting = session.track(session.file(value(session.open(recv, READ, Caller()))).handle.read(0, 10))
+    assert pending(waiting)
+    session.close()
+    failure(waiting, CancelledError)
+    fh = value(other.open(recv, READ, Caller()))
+    assert value(other.file(fh).handle.read(0, 10)) == b"kept"  # given back when the session went
