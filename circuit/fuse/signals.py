@@ -31,6 +31,40 @@ def signal_pending(pid: int) -> bool:
                 & ~_field(status, b"\nSigBlk:"))
 
 
+MAX_FAMILY = 32  # processes looked at for one opener: itself and its descendants
+
+
+def leaving(pid: int) -> bool:
+    """True if the process or one of its descendants has an unblocked signal pending.
+
+    The opener is not always the process that waits: in ``timeout 5 cat > send`` the
+    shell opens the file for ``timeout``, whose child writes and closes it, and
+    ``timeout`` signals the child.  pyfuse3 tells us only the opener, so its family is
+    asked too.  A signal stays pending only while its process cannot take it (as when
+    it waits on us), so a pending one in the family is, in practice, the caller's.
+    """
+    todo, seen = [pid], 0
+    while todo and seen < MAX_FAMILY:
+        p = todo.pop()
+        seen += 1
+        if signal_pending(p):
+            return True
+        todo.extend(_children(p))
+    return False
+
+
+def _children(pid: int) -> list[int]:
+    """The children of the process's main thread (shells and ``timeout`` fork from it)."""
+    try:
+        fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY)
+        try:
+            return [int(c) for c in os.read(fd, 4096).split()]
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):
+        return []  # gone meanwhile, or a kernel without the children file
+
+
 def _field(status: bytes, name: bytes) -> int:
     start = status.find(name)
     if start < 0:
@@ -48,7 +82,7 @@ class ProcessCaller:
         self.pid = pid
 
     def alive(self) -> bool:
-        return self.pid == 0 or not signal_pending(self.pid)
+        return self.pid == 0 or not leaving(self.pid)
 
 
 class InterruptWatch:
@@ -89,7 +123,7 @@ class InterruptWatch:
         now = self._clock.seconds()
         young = False
         for d, (pid, since) in list(self._blocked.items()):
-            if signal_pending(pid):
+            if leaving(pid):
                 d.cancel()
             elif now - since < self.YOUNG:
                 young = True

@@ -106,3 +106,15 @@ def test_a_writer_killed_while_the_channel_is_full_sends_nothing(host, names):
     for i in range(5):
         c = _chan(host, names(f"c{i}"), 1)
         assert writer_gives_up(c, c, c, prefill=1) == "first0\nkept\n"
+
+
+def test_a_writer_whose_opener_is_its_parent_is_still_seen_to_give_up(host, names):
+    """`timeout 1 /bin/echo x > send`: the shell opens the file for `timeout`, whose child writes
+    and blocks in close, and `timeout` signals the child, not itself.  The child is the caller."""
+    c = _chan(host, names("c"), 0)
+    writer = subprocess.Popen(["bash", "-c", f"exec timeout 1 /bin/echo gave-up > {c}/send"])
+    assert writer.wait(15) == 124  # it gave up, and was let go
+    assert json.loads((c / "stat").read_text())["senders_waiting"] == 0
+    reader = subprocess.Popen(["cat", f"{c}/recv"], stdout=subprocess.PIPE)
+    host.sh(f"echo kept > {c}/send")
+    assert reader.communicate(timeout=15)[0] == b"kept\n"
