@@ -8,7 +8,7 @@ import os
 import pytest
 from helpers import make_ca
 
-from history import Run, check
+from history import Run, check, observations
 
 SECONDS = float(os.environ.get("CIRCUIT_HISTORY_SECONDS", "60"))
 
@@ -22,7 +22,7 @@ def test_a_checked_history_under_faults_has_no_anomaly(tmp_path):
         run.close()
         run.history.save(tmp_path / "history.json")
     summary = run.history.summary()
-    print(json.dumps(summary, indent=1))
+    print(json.dumps({**summary, **observations(run.history)}, indent=1))
     # The run did what it is for: messages went through, and every kind of fault happened.
     assert summary.get("send ok", 0) > 50 and summary.get("recv ok", 0) > 50, summary
     ended = ("fault kill", "fault restart", "fault stop past the failure detector, then kill")
