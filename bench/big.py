@@ -19,6 +19,7 @@ import argparse
 import os
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -114,7 +115,6 @@ def main(argv=None) -> int:
     started = time.monotonic()
     rows = []
     with tempfile.TemporaryDirectory(prefix="circuit-big-") as tmp:
-        import subprocess
         subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "init", f"{tmp}/ca"],
                        check=True, cwd=os.path.dirname(HERE), capture_output=True)
         a, a_url = start_host(tmp, "a", f"{tmp}/ca")
