@@ -14,9 +14,12 @@ from itertools import count
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
 
 from circuit import errors
 from circuit.interfaces import ICaller, ICircuit, IHandle, OpenFlags
+
+log = Logger("circuit")
 
 
 @dataclass(eq=False)
@@ -76,4 +79,7 @@ class Session:
             d.cancel()
         files, self._files = self._files, {}
         for f in files.values():
-            f.handle.release()
+            # Nobody is left to tell; the element's error file already has a refusal.
+            f.handle.release().addErrback(lambda failure, f=f: log.info(
+                "releasing {path} as its connection closed: {why}", path="/" + "/".join(f.path),
+                why=failure.getErrorMessage()))
