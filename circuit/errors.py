@@ -46,6 +46,8 @@ NoProcess = _error("NoProcess", _errno.ESRCH, "the process is not running")
 NotPermitted = _error("NotPermitted", _errno.EPERM, "operation not permitted")
 BadFile = _error("BadFile", _errno.EBADF, "no such open file")
 CrossHost = _error("CrossHost", _errno.EXDEV, "the two paths are on different hosts")
+TooBig = _error("TooBig", _errno.E2BIG, "more than this file takes")
+TooMany = _error("TooMany", _errno.EMFILE, "too many files open on this connection")
 
 # Errors that say something about the element (and so belong in its error file),
 # as opposed to the caller giving up.

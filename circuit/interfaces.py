@@ -183,3 +183,12 @@ class ICircuit(Interface):
     def resolve(text: str, cwd: tuple = ()) -> tuple:
         """A user's path (absolute, or relative to ``cwd``; ``..`` stops at ``/``) as a
         tuple of names from ``/``.  Only names: what they lead to is not looked up."""
+
+    def tree_path(text: str, relative_to: tuple) -> tuple:
+        """A path a user wrote inside a file (a select clause, a run command): a tree
+        path, one relative to ``relative_to``, or one through any host's mount (it
+        starts at its first host ID).  Raises Invalid outside the circuit."""
+
+    def watch_hosts(watcher):
+        """Tell ``watcher(event, host_id)`` as hosts join and leave; returns the
+        call that stops telling it."""

@@ -58,6 +58,8 @@ class Settings:
     ca: Optional[str] = None
     fs_root: Optional[str] = None
     allow_other: bool = False
+    sftp: Optional[str] = None
+    authorized_keys: str = os.path.expanduser("~/.ssh/authorized_keys")
     max_fuse_requests: int = 10000
     timing: Timing = Timing()
 
@@ -87,6 +89,7 @@ class CircuitService(MultiService):
         self.membership: Optional[Membership] = None
         self.ready: Deferred = Deferred()
         self._port = None
+        self._ssh_port = None
         self.fuse = None
         if settings.mount:
             from circuit.fuse.mount import FuseMount  # pyfuse3 only when mounting
@@ -114,6 +117,10 @@ class CircuitService(MultiService):
         self.membership.start()
         if self.settings.join:
             yield self.membership.join(self.settings.join)
+        if self.settings.sftp:
+            from circuit.ssh.server import listen as listen_ssh  # conch only when serving SSH
+            self._ssh_port = yield listen_ssh(self.reactor, self.settings.sftp, self.circuit,
+                                              self.settings.data, self.settings.authorized_keys)
         url_file = os.path.join(self.settings.data, "url")
         with open(url_file + ".new", "w") as f:  # replaced whole: readers never see half a URL
             f.write(self.host.url + "\n")
@@ -165,5 +172,7 @@ class CircuitService(MultiService):
             for name in list(self.host.elements[kind]):
                 self.host.remove(kind, name)  # kills running processes
         self.peers.disconnect_all()
+        if self._ssh_port is not None:
+            yield self._ssh_port.stopListening()
         if self._port is not None:
             yield self._port.stopListening()

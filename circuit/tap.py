@@ -25,6 +25,9 @@ class Options(usage.Options):
         ["ca", None, None, "the cluster CA directory: ca.pem, and ca.key or signer.pem+signer.key "
                            "(default DATA/ca, made on first start)"],
         ["fs-root", None, None, "the directory exported as fs/ (default DATA/fs)"],
+        ["sftp", None, None, "serve the tree over SSH (sftp, scp, ssh COMMAND) at HOST:PORT"],
+        ["authorized-keys", None, os.path.expanduser("~/.ssh/authorized_keys"),
+         "the SSH public keys allowed in (OpenSSH format; read again when it changes)"],
         ["max-fuse-requests", None, 10000, "FUSE requests served at once (blocked readers count)", int],
         ["probe-interval", None, Timing.probe_interval, "membership: seconds between probes", float],
         ["probe-timeout", None, Timing.probe_timeout, "membership: seconds to wait for a probe's answer",
@@ -42,6 +45,10 @@ class Options(usage.Options):
         host, _, port = self["addr"].rpartition(":")
         if not host or not port.isdigit():
             raise usage.UsageError(f"--addr wants HOST:PORT, not {self['addr']!r}")
+        if self["sftp"]:
+            h, _, p = self["sftp"].rpartition(":")
+            if not h or not p.isdigit():
+                raise usage.UsageError(f"--sftp wants HOST:PORT, not {self['sftp']!r}")
         if self["join"]:
             from circuit import errors
             from circuit.pb.peers import parse_url
@@ -61,6 +68,7 @@ def settings_from(options: Options) -> Settings:
         join=options["join"],
         data=options["data"], ca=options["ca"], fs_root=options["fs-root"],
         allow_other=bool(options["allow-other"]),
+        sftp=options["sftp"], authorized_keys=options["authorized-keys"],
         max_fuse_requests=options["max-fuse-requests"],
         timing=Timing(probe_interval=options["probe-interval"], probe_timeout=options["probe-timeout"],
                       suspicion_min=options["suspicion-min"], suspicion_max=options["suspicion-max"]))

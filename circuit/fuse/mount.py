@@ -43,6 +43,7 @@ class FuseMount(Service):
         self.max_requests = max_requests
         self.ops: CircuitOperations | None = None
         self._main: asyncio.Task | None = None
+        self._unwatch = lambda: None
         self.mounted = Deferred()
 
     def startService(self) -> None:
@@ -70,8 +71,7 @@ class FuseMount(Service):
         if self.allow_other:
             options.add("allow_other")
         pyfuse3.init(self.ops, self.mountpoint, options)
-        self.circuit.mount_prefixes.append(self.mountpoint)
-        self.circuit.listeners.append(self._hosts_changed)
+        self._unwatch = self.circuit.watch_hosts(self._hosts_changed)
         self._main = loop.create_task(pyfuse3.main(min_tasks=4, max_tasks=self.max_requests))
         self._main.add_done_callback(self._ended)
         log.info("mounted the circuit at {where}", where=self.mountpoint)
@@ -109,6 +109,5 @@ class FuseMount(Service):
             pass
         pyfuse3.close(unmount=True)
         self.ops.session.close()  # what no RELEASE came for: messages not confirmed go back
-        self.circuit.mount_prefixes.remove(self.mountpoint)
-        self.circuit.listeners.remove(self._hosts_changed)
+        self._unwatch()
         log.info("unmounted {where}", where=self.mountpoint)

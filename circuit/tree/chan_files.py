@@ -4,7 +4,7 @@ from __future__ import annotations
 from circuit import errors
 from circuit.core.select import Clause
 from circuit.tree.context import ElementContext, as_json
-from circuit.tree.handles import MessageHandle, ResultHandle, TextHandle
+from circuit.tree.handles import MAX_MESSAGE, MessageHandle, ResultHandle, TextHandle
 from circuit.tree.table import ControlFile, table
 
 
@@ -36,7 +36,7 @@ def _send(ctx, flags, caller):
     return MessageHandle(lambda m: ch.send(m, alive=caller.alive, side=caller), flags.truncate,
                          check_state=ch.check_send,
                          deliver_now=lambda m: ch.try_send(m, alive=caller.alive, side=caller),
-                         ready=ch.wait_send)
+                         ready=ch.wait_send, limit=MAX_MESSAGE)
 
 
 def _check_trysend(ch) -> None:
@@ -47,7 +47,7 @@ def _check_trysend(ch) -> None:
 def _trysend(ctx, flags, caller):
     ch = ctx.element
     return MessageHandle(lambda m: ch.try_send(m, alive=caller.alive, side=caller), flags.truncate,
-                         check_state=lambda: _check_trysend(ch))
+                         check_state=lambda: _check_trysend(ch), limit=MAX_MESSAGE)
 
 
 def _recv(ctx, flags, caller):

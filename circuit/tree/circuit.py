@@ -7,7 +7,7 @@ once, here, for the mount, SSH and PB clients alike.
 from __future__ import annotations
 
 import posixpath
-from typing import Optional
+from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
@@ -25,19 +25,23 @@ class Circuit:
         self._hosts: dict[str, IHostTree] = {}
         self._departed: set[str] = set()
         self._urls: dict[str, str] = {}
-        # Where the tree is mounted on this machine, so a select clause may
-        # name a file by its path in the mount.
-        self.mount_prefixes: list[str] = []
-        # Told ("joined" | "left", host_id) as hosts come and go (the FUSE view
-        # drops its cached entry for a host that left).
-        self.listeners: list = []
+        self._watchers: list = []
+
+    def watch_hosts(self, watcher) -> Callable[[], None]:
+        """Tell ``watcher(event, host_id)`` ("joined" or "left") as hosts come and go.
+
+        For views that cache what they showed (the kernel caches a host's
+        directory entry).  Returns the call that stops it.
+        """
+        self._watchers.append(watcher)
+        return lambda: self._watchers.remove(watcher)
 
     def add_host(self, tree: IHostTree, url: str = "", local: bool = False) -> None:
         self._hosts[tree.host_id] = tree
         self._urls[tree.host_id] = url
         self._departed.discard(tree.host_id)
-        for listener in self.listeners:
-            listener("joined", tree.host_id)
+        for watcher in list(self._watchers):
+            watcher("joined", tree.host_id)
         if local:
             self.local = tree
 
@@ -49,8 +53,8 @@ class Circuit:
             left = getattr(tree, "host_left", None)
             if left is not None:
                 left()
-            for listener in self.listeners:
-                listener("left", host_id)
+            for watcher in list(self._watchers):
+                watcher("left", host_id)
 
     def host(self, host_id: str) -> IHostTree:
         try:
@@ -76,18 +80,19 @@ class Circuit:
         return ids
 
     def tree_path(self, text: str, relative_to: tuple) -> tuple:
-        """A user's path (tree, mount or relative) as a tuple from ``/``.
+        """A path a user wrote (in a select clause, a run command) as a tuple from ``/``.
 
+        A tree path (``/X.../dc/chan/c/recv``), one relative to ``relative_to``,
+        or a path through a mount of the circuit on any host
+        (``/mnt/circuit/X.../dc/...``): the tree path starts at its first host
+        ID, so the owning host need not know where the writer's view is mounted.
         Raises Invalid for a path that does not lead into the circuit.
         """
-        for prefix in self.mount_prefixes:
-            if text == prefix or text.startswith(prefix.rstrip("/") + "/"):
-                text = text[len(prefix.rstrip("/")):] or "/"
-                break
         parts = self.resolve(text, relative_to)
-        if not parts or not is_host_id(parts[0]):
-            raise errors.Invalid(f"{text!r} is not a path inside the circuit (/X.../dc/...)")
-        return parts
+        for i, part in enumerate(parts):
+            if is_host_id(part):
+                return parts[i:]
+        raise errors.Invalid(f"{text!r} is not a path inside the circuit (/X.../dc/...)")
 
     # -- the whole tree, paths from "/" ----------------------------------------------------------
     def _on_host(self, path: tuple, method: str, *args) -> Deferred:

@@ -79,6 +79,14 @@ def hand_over(handle: IHandle, caller) -> None:
             raise errors.Interrupted("the reader went away; the message stays in its channel")
 
 
+# What one open-write-close may carry: a message (send, a select's write.N), and
+# any other control file (cap, run, select, signal, close).  More is refused with
+# E2BIG at the write that passes the bound and drops what was written, so a
+# client streaming without end cannot fill the host's memory.
+MAX_MESSAGE = 256 * 1024 * 1024
+MAX_CONTROL = 1024 * 1024
+
+
 def _slice(data: bytes, offset: int, size: int) -> bytes:
     return data[offset : offset + size]
 
@@ -260,8 +268,11 @@ class MessageHandle(Handle):
                  check: Optional[Callable[[bytes], Any]] = None,
                  check_state: Optional[Callable[[], Any]] = None,
                  deliver_now: Optional[Callable[[bytes], Any]] = None,
-                 ready: Optional[Callable[[], Deferred]] = None):
+                 ready: Optional[Callable[[], Deferred]] = None,
+                 limit: int = MAX_CONTROL):
         self._deliver = deliver
+        self._limit = limit
+        self._size = 0  # bytes in _pieces
         self._deliver_now = deliver_now or deliver
         self._ready = ready
         if check is not None:
@@ -284,13 +295,19 @@ class MessageHandle(Handle):
 
     def write(self, offset: int, data: bytes) -> Deferred:
         # Offsets are ignored: O_APPEND on a size-0 file writes at 0 every time.
+        if self._size + len(data) > self._limit:
+            self._pieces, self._size = [], 0
+            self._delivered = True  # nothing more to deliver for this open
+            return fail(errors.TooBig(f"this file takes at most {self._limit} bytes at a time; "
+                                      "nothing was delivered"))
         if data:
             self._pieces.append(data)
+            self._size += len(data)
         if self._check is None:
             return succeed(len(data))
 
         def refused(failure):
-            self._pieces = []
+            self._pieces, self._size = [], 0
             self._delivered = True  # nothing more to deliver for this open
             return failure
         return maybeDeferred(self._check).addCallbacks(lambda _: len(data), refused)
@@ -307,7 +324,7 @@ class MessageHandle(Handle):
             return message
         if not self._pieces:
             return None
-        message, self._pieces = self._written(), []
+        message, self._pieces, self._size = self._written(), [], 0
         self._delivered = True
         return message
 
@@ -335,7 +352,7 @@ class MessageHandle(Handle):
         # Only a flush delivers (every close(2) through a mount is one).  What is still
         # here was never flushed, or its attempt never went: its writer gave up.
         left = self._kept is not None or bool(self._pieces)
-        self._kept, self._pieces = None, []
+        self._kept, self._pieces, self._size = None, [], 0
         if self._truncate and not self._delivered and not left:
             self._delivered = True  # ": > file": the empty message
             return maybeDeferred(self._deliver, b"")

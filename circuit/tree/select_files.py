@@ -7,7 +7,7 @@ from circuit import errors, jsondoc
 from circuit.core.output import Output
 from circuit.core.select import COMMITTED
 from circuit.tree.context import ElementContext, as_json
-from circuit.tree.handles import LazyHandle, MessageHandle, ResultHandle, StreamHandle, TextHandle
+from circuit.tree.handles import MAX_MESSAGE, LazyHandle, MessageHandle, ResultHandle, StreamHandle, TextHandle
 from circuit.tree.table import ControlFile, table
 
 
@@ -116,7 +116,7 @@ def _write_n(ctx, flags, caller):
             outcome.consumed = False  # nothing was sent: it may be tried again
             return failure
         return maybeDeferred(clause.write, message, caller).addErrback(failed)
-    return MessageHandle(send, flags.truncate, check_state=check)
+    return MessageHandle(send, flags.truncate, check_state=check, limit=MAX_MESSAGE)
 
 
 SELECT = table(

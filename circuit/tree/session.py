@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
 from circuit import errors
@@ -30,8 +30,12 @@ class OpenFile:
 
 
 class Session:
-    def __init__(self, circuit: ICircuit):
+    """``max_files`` bounds what one connection may hold open (EMFILE past it), so
+    a client opening without end cannot exhaust the host."""
+
+    def __init__(self, circuit: ICircuit, max_files: int = 1_000_000):
         self.circuit = circuit
+        self.max_files = max_files
         self.closed = False
         self._files: dict[int, OpenFile] = {}
         self._numbers = count(1)
@@ -42,6 +46,10 @@ class Session:
 
     def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666) -> Deferred:
         """Deferred[int]: the new open file's number."""
+        if len(self._files) >= self.max_files:
+            return fail(errors.TooMany(f"{self.max_files} files are open on this connection; "
+                                       "close some first"))
+
         def opened(handle: IHandle) -> int:
             if self.closed:  # the connection went while the open was on its way
                 handle.release()
