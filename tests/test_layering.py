@@ -28,6 +28,7 @@ FORBIDDEN = {
     "membership": {"circuit.tree", "circuit.fuse", "circuit.ssh", "circuit.service", "circuit.cli"},
     "fuse": {"circuit.ssh", "circuit.pb", "circuit.cli", "circuit.core"},
     "ssh": {"circuit.fuse", "circuit.pb", "circuit.cli", "circuit.core"},
+    "pb": {"circuit.fuse", "circuit.ssh", "circuit.cli"},
 }
 LIBRARY_HOMES = {"pyfuse3": {"fuse"}, "twisted.conch": {"ssh", "tls"}, "twisted.spread": {"pb"}}
 

@@ -19,9 +19,21 @@ usage: circuit start [-a HOST:PORT] [-m MOUNT] [-j URL] [--ca DIR] [--data DIR] 
 
 def stderr_logger():
     """twistd's log observer for ``circuit start``: lines on standard error, which may be
-    a terminal, a pipe or the journal (``--logfile=/dev/stderr`` would try to seek it)."""
-    from twisted.logger import textFileLogObserver
-    return textFileLogObserver(sys.__stderr__)
+    a terminal, a pipe or the journal (``--logfile=/dev/stderr`` would try to seek it).
+    conch narrates every SSH connection (keys tried, channels opened, and a normal
+    disconnect as an error): only its warnings and real errors are kept."""
+    from twisted.logger import FilteringLogObserver, PredicateResult, textFileLogObserver
+    from twisted.logger import LogLevel
+
+    def quiet_conch(event):
+        namespace = event.get("log_namespace", "")
+        if namespace.startswith("twisted.conch"):
+            if event.get("log_level", LogLevel.info) < LogLevel.warn:
+                return PredicateResult.no
+            if event.get("code") == 11:
+                return PredicateResult.no  # SSH_DISCONNECT_BY_APPLICATION: a client leaving
+        return PredicateResult.maybe
+    return FilteringLogObserver(textFileLogObserver(sys.__stderr__), [quiet_conch])
 
 
 def start(args: list[str]) -> int:

@@ -33,9 +33,6 @@ This is a circuit host's SSH server.  Commands (no shell; paths are circuit tree
 sftp and scp (SFTP mode) see the same tree.  Processes run through /X.../dc/proc.
 """
 
-_SHELL = {"|", "||", "&", "&&", ";", "<", "<<", "<<<", "2>", "2>&1", "&>"}
-
-
 class Usage(Exception):
     """A command line this server does not run: exit status 2 and one line."""
 
@@ -46,36 +43,41 @@ class Line:
     redirect: Optional[tuple] = None  # (">" or ">>", target)
 
 
+def _words(text: str) -> list:
+    """Words as a shell splits them, with its operators (``;``, ``|``, ``>`` ...) apart."""
+    lex = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    return list(lex)
+
+
 def parse(command: bytes) -> Line:
     try:
-        words = shlex.split(command.decode("utf-8", "surrogateescape"))
+        words = _words(command.decode("utf-8", "surrogateescape"))
     except ValueError as e:
         raise Usage(f"cannot split the command line: {e}")
-    if not words:
-        raise Usage("no command given; try: help")
     argv, redirect = [], None
     i = 0
     while i < len(words):
         w = words[i]
-        if w in _SHELL or w.startswith(("$(", "`")):
-            raise Usage(f"no shell here: {w!r} is not supported; run one command (try: help)")
-        if w.startswith(">"):
-            op = ">>" if w.startswith(">>") else ">"
-            target = w[len(op):]
-            if not target:
-                i += 1
-                if i == len(words):
-                    raise Usage(f"{op} wants a file")
-                target = words[i]
+        if w in (">", ">>"):
+            if i + 1 == len(words) or _operator(words[i + 1]):
+                raise Usage(f"{w} wants a file")
             if redirect is not None:
                 raise Usage("one > FILE at most")
-            redirect = (op, target)
-        else:
-            argv.append(w)
+            redirect = (w, words[i + 1])
+            i += 2
+            continue
+        if _operator(w) or w.startswith(("$(", "`")):
+            raise Usage(f"no shell here: {w!r} is not supported; run one command (try: help)")
+        argv.append(w)
         i += 1
     if not argv:
         raise Usage("no command given; try: help")
     return Line(argv, redirect)
+
+
+def _operator(word: str) -> bool:
+    return bool(word) and all(c in "();<>|&" for c in word)
 
 
 class Stdin:

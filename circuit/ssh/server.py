@@ -9,6 +9,7 @@ one exec command (`circuit.ssh.commands`); there is no shell and no pty.
 from __future__ import annotations
 
 import os
+import struct
 from functools import cached_property
 from typing import Optional
 
@@ -29,7 +30,7 @@ from circuit import errors
 from circuit.interfaces import ICaller, ICircuit
 from circuit.ssh import commands
 from circuit.ssh.keys import AuthorizedKeysFile, fingerprint, host_key
-from circuit.ssh.sftp import SFTPServer, SFTPSubsystem
+from circuit.ssh.sftp import CONCH_LOG, SFTPServer, SFTPSubsystem
 from circuit.tree.session import Session
 
 log = Logger("circuit.ssh")
@@ -37,8 +38,16 @@ log = Logger("circuit.ssh")
 MAX_FILES = 1024  # open files per SSH connection (sftp handles and exec commands together)
 
 
+# conch's narration from our subclasses keeps conch's namespace, so that a log
+# filter for conch (circuit start keeps its warnings only) covers it too.  (A
+# Logger class attribute would take the subclass's name.)
+conch_log = property(lambda self: CONCH_LOG)
+
+
 class CircuitUser(ConchUser):
     """The avatar: one logged-in SSH connection."""
+
+    _log = conch_log
 
     def __init__(self, circuit: ICircuit, name: bytes, max_files: int = MAX_FILES):
         super().__init__()
@@ -77,6 +86,8 @@ class CircuitRealm:
 class SessionChannel(SSHSession):
     """A session channel: the sftp subsystem, or one exec command."""
 
+    _log = conch_log
+
     _subsystem = False
 
     def __init__(self, *args, **kwargs):
@@ -99,7 +110,9 @@ class SessionChannel(SSHSession):
         if self._subsystem:
             # OpenSSH's SendEnv makes conch create a session object even for sftp,
             # and EOF would then go to it and the channel never close (sftp hangs
-            # at exit): a subsystem's EOF closes its channel.
+            # at exit): a subsystem's EOF closes its channel, with status 0 as
+            # sshd's sftp-server exits (scp fails on ssh's -1 without it).
+            self.conn.sendRequest(self, b"exit-status", struct.pack(">L", 0))
             self.conn.sendClose(self)
             return
         super().eofReceived()

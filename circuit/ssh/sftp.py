@@ -16,12 +16,15 @@ from twisted.conch.interfaces import ISFTPFile, ISFTPServer
 from twisted.conch.ssh import filetransfer
 from twisted.conch.ssh.filetransfer import SFTPError
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from circuit import errors
 from circuit.interfaces import ICaller, OpenFlags
 from circuit.ssh.names import as_circuit_error, error_line, ls_line, sftp_attrs, shown, tree_path
 from circuit.tree.handles import hand_over
+
+CONCH_LOG = Logger(namespace="twisted.conch.circuit")
 
 # What one READ answers at most (OpenSSH asks 32 KiB; its packets hold 256 KiB).
 MAX_READ = 64 * 1024
@@ -55,6 +58,8 @@ def _changes(attrs: dict) -> dict:
 
 class SFTPSubsystem(filetransfer.FileTransferServer):
     """conch's SFTP protocol, told first when its channel goes."""
+
+    _log = property(lambda self: CONCH_LOG)  # filtered with conch's own narration
 
     def connectionLost(self, reason):
         self.client.gone = True  # before conch closes the open files: nothing is delivered

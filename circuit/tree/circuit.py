@@ -147,6 +147,11 @@ class Circuit:
         return self._on_host(path, "setattr", size, mode, mtime)
 
     def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666) -> Deferred:
+        if len(path) == 1:
+            try:
+                self.host(path[0])  # an unknown host is ENOENT, not a directory
+            except errors.CircuitError as e:
+                return fail(e)
         if len(path) < 2:
             if flags.create:
                 return fail(errors.ReadOnly(f"{self._shown(path)}/...: files are made under a host's fs/"))

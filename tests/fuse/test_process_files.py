@@ -90,7 +90,7 @@ def test_rmdir_kills_a_running_process(host, names):
                 if f.read().split(") ")[1].startswith("Z"):
                     time.sleep(0.05)
                     continue
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # reaped between open and read
             break
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid}")
