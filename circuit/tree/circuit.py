@@ -147,7 +147,7 @@ class Circuit:
         return self._on_host(path, "setattr", size, mode, mtime)
 
     def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666) -> Deferred:
-        if len(path) == 1:
+        if len(path) == 1 and not flags.create:
             try:
                 self.host(path[0])  # an unknown host is ENOENT, not a directory
             except errors.CircuitError as e:

@@ -106,3 +106,39 @@ def test_closing_a_session_cancels_its_waits_and_gives_back_what_it_held(circuit
     failure(waiting, CancelledError)
     fh = value(other.open(recv, READ, Caller()))
     assert value(other.file(fh).handle.read(0, 10)) == b"kept"  # given back when the session went
+
+
+def test_paths_users_write_through_any_hosts_mount(circuit):
+    """A select clause or run path may name a file through any host's mount: the tree
+    path starts at its first host ID, wherever the writer's view is mounted."""
+    me = _me(circuit)
+    for text, relative_to in [(f"/mnt/elsewhere/{me}/dc/chan/c/recv", ()),
+                              (f"/{me}/dc/chan/c/recv", ()), ("chan/c/recv", (me, "dc")),
+                              (f"../../{me}/dc/chan/c/recv", (me, "dc"))]:
+        assert circuit.tree_path(text, relative_to) == (me, "dc", "chan", "c", "recv")
+    with pytest.raises(errors.Invalid):
+        circuit.tree_path("/usr/bin/ls", ())
+
+
+def test_a_session_holds_a_bounded_number_of_files(circuit):
+    session = Session(circuit, max_files=2)
+    path = (_me(circuit), "dc", "chan", "c", "stat")
+    first = value(session.open(path, READ, Caller()))
+    value(session.open(path, READ, Caller()))
+    assert failure(session.open(path, READ, Caller()), errors.TooMany).errno == errno.EMFILE
+    value(session.release(first))
+    value(session.open(path, READ, Caller()))  # room again
+
+
+def test_a_write_past_the_bound_is_refused_and_delivers_nothing(circuit):
+    from circuit.tree.handles import MAX_CONTROL
+    session = Session(circuit)
+    me = _me(circuit)
+    fh = value(session.open((me, "dc", "chan", "c", "cap"), WRITE, Caller()))
+    h = session.file(fh).handle
+    value(h.write(0, b"1"))
+    assert failure(h.write(1, b" " * MAX_CONTROL), errors.TooBig).errno == errno.E2BIG
+    value(h.flush())
+    value(session.release(fh))
+    assert value(value(circuit.open((me, "dc", "chan", "c", "cap"), READ, Caller())).read(0, 100)) == b""
+    assert "(E2BIG)" in circuit.host(me).last_error("chan", "c")
