@@ -1,14 +1,15 @@
 """The exporter: what a host serves to each peer connection.
 
 One `PeerSession` per connection is the only object PB exports (so the 1024
-references a connection allows are never a limit): open files are plain
-integer handles in the session's own table, blocking calls carry a call ID the
-caller can cancel, and everything is released when the connection goes.
+references a connection allows are never a limit).  Its open files and waiting
+calls are a `circuit.tree.session.Session`, as every view's are: files are the
+peer's own integer handle numbers, blocking calls carry a call ID the peer can
+cancel, and everything is released when the connection goes.
 """
 from __future__ import annotations
 
 from itertools import count
-from typing import Any, Optional
+from typing import Optional
 
 from cryptography import x509
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
@@ -21,12 +22,11 @@ from circuit.interfaces import ICaller, IHandle
 from circuit.pb import wire
 from circuit.pb.broker import Broker, strict_security
 from circuit.tls.authority import host_id_of
+from circuit.tree.session import Session
 
 log = Logger("circuit.pb")
 
 MAX_PENDING_CALLS = 10000
-
-
 MAX_OPEN_HANDLES = 100000
 
 
@@ -64,22 +64,15 @@ class _ConnectionCaller:
         return not self._session.closed
 
 
-class _Refused:
-    """An open that failed: the calls pipelined behind it fail the same way."""
-
-    def __init__(self, failure):
-        self.failure = failure
-
-
 class PeerSession(pb.Referenceable):
     def __init__(self, node, broker):
         self.node = node
         self.broker = broker
         self.closed = False
         self.peer_id: Optional[str] = None
-        self._handles: dict[int, IHandle] = {}
+        # The peer's open files (by the peer's own numbers) and waiting calls (by call ID).
+        self.session = Session(node.circuit, max_files=MAX_OPEN_HANDLES, max_waits=MAX_PENDING_CALLS)
         self._ids = count(1)
-        self._pending: dict[Any, Deferred] = {}
         self._held: dict[int, bytes] = {}
         self._caller = _ConnectionCaller(self)
         broker.notifyOnDisconnect(self._disconnected)
@@ -106,14 +99,7 @@ class PeerSession(pb.Referenceable):
         if self.closed:
             return
         self.closed = True
-        for d in list(self._pending.values()):
-            d.cancel()
-        self._pending.clear()
-        handles, self._handles = self._handles, {}
-        for h in handles.values():
-            if not isinstance(h, _Refused):
-                h.lost()  # an answer that took a message may or may not have arrived
-                h.release()
+        self.session.close(lost=True)  # an answer that took a message may or may not have arrived
 
     # -- plumbing ------------------------------------------------------------------------
     def _answer(self, fn, *args) -> Deferred:
@@ -121,22 +107,10 @@ class PeerSession(pb.Referenceable):
 
     def _blocking(self, call_id, fn, *args) -> Deferred:
         """A call that may wait; the caller can cancel it with remote_cancel(call_id)."""
-        if len(self._pending) >= MAX_PENDING_CALLS:
-            return succeed(wire.refused(errors.Busy.errno, "too many calls waiting on this connection"))
-        d = maybeDeferred(fn, *args)
-        if not d.called:
-            self._pending[call_id] = d
-            d.addBoth(self._done, call_id)
-        return d.addCallbacks(wire.ok, wire.refusal)
-
-    def _done(self, result, call_id):
-        self._pending.pop(call_id, None)
-        return result
+        return self.session.track(maybeDeferred(fn, *args), key=call_id).addCallbacks(wire.ok, wire.refusal)
 
     def remote_cancel(self, call_id) -> None:
-        d = self._pending.pop(call_id, None)
-        if d is not None:
-            d.cancel()
+        self.session.cancel(call_id)
 
     def remote_hello(self):
         return wire.ok(self.node.host_id)
@@ -187,20 +161,12 @@ class PeerSession(pb.Referenceable):
     def remote_open(self, path, flags, mode, hid):
         """Open with the caller's own handle number, so it can send reads and writes
         right behind the open without waiting for its answer (PB keeps the order)."""
-        if not isinstance(hid, int) or hid in self._handles:
-            return succeed(wire.refused(errors.Invalid.errno, "a bad or duplicate handle number"))
-        if len(self._handles) >= MAX_OPEN_HANDLES:
-            return succeed(wire.refused(errors.Busy.errno, "too many files open on this connection"))
-
-        def opened(handle):
-            self._handles[hid] = handle
-            return bool(handle.streaming)
-
-        def refused(failure):
-            self._handles[hid] = _Refused(failure)  # what the reads and writes behind it get
-            return failure
-        return self._answer(lambda: self._tree.open(wire.path_from_wire(path), wire.flags_from_wire(flags),
-                                                    self._caller, int(mode)).addCallbacks(opened, refused))
+        if not isinstance(hid, int):
+            return succeed(wire.refused(errors.Invalid.errno, "a bad handle number"))
+        here = (self.node.host_id,) + wire.path_from_wire(path)
+        return self._answer(lambda: self.session.open(here, wire.flags_from_wire(flags), self._caller,
+                                                      int(mode), number=hid)
+                            .addCallback(lambda n: bool(self.session.file(n).handle.streaming)))
 
     def remote_opened(self, path, flags, mode, hid, method, *args):
         """Open, then do ``method`` (read, write, flush, release) on it: one message for the
@@ -211,12 +177,15 @@ class PeerSession(pb.Referenceable):
         return getattr(self, "remote_" + method)(*args)  # args begin with the handle
 
     def _handle(self, hid) -> IHandle:
-        handle = self._handles.get(hid)
-        if handle is None:
-            raise errors.NotFound("no such open file (it was released)")
-        if isinstance(handle, _Refused):
-            handle.failure.raiseException()
-        return handle
+        return self.session.file(hid).handle  # a refused open's failure, for what followed it
+
+    def _settle(self, hid, how: str) -> None:
+        """confirm or unread a handle's offer; a handle gone or refused has none."""
+        try:
+            handle = self._handle(hid)
+        except errors.CircuitError:
+            return
+        getattr(handle, how)()
 
     def remote_read(self, hid, offset, size, call_id):
         """Answers the data with [size, offered]: the file's whole size when known, so
@@ -233,11 +202,9 @@ class PeerSession(pb.Referenceable):
     def remote_confirm(self, hid, release=False):
         """The caller's host handed the message to a reader still there (and, having
         read it whole, is done with the handle)."""
-        handle = self._handles.pop(hid, None) if release else self._handles.get(hid)
-        if handle is not None and not isinstance(handle, _Refused):
-            handle.confirm()
-            if release:
-                handle.release()
+        self._settle(hid, "confirm")
+        if release:
+            self.session.release(hid)
         return wire.ok()
 
     def remote_write(self, hid, offset, data, call_id):
@@ -256,16 +223,11 @@ class PeerSession(pb.Referenceable):
         return self._blocking(call_id, lambda: self._handle(hid).flush_ready())
 
     def remote_release(self, hid):
-        handle = self._handles.pop(hid, None)
-        if handle is None or isinstance(handle, _Refused):
-            return succeed(wire.ok())
-        return self._answer(handle.release)
+        return self._answer(lambda: self.session.release(hid))
 
     def remote_unread(self, hid):
         """The caller's reader left after the first read was answered: give it back."""
-        handle = self._handles.get(hid)
-        if handle is not None and not isinstance(handle, _Refused):
-            handle.unread()
+        self._settle(hid, "unread")
         return wire.ok()
 
     # -- select clauses on this host ----------------------------------------------------
