@@ -102,7 +102,10 @@ class CircuitService(MultiService):
     # -- starting ----------------------------------------------------------------------
     def startService(self) -> None:
         super().startService()
-        self._start().addErrback(self._failed_to_start)
+        # twistd starts services before the reactor runs, and so before its signal
+        # handlers are in: the URL (which scripts wait for, then may signal us) is
+        # printed only once a SIGTERM would shut down cleanly.
+        self.reactor.callWhenRunning(lambda: self._start().addErrback(self._failed_to_start))
 
     @inlineCallbacks
     def _start(self):
