@@ -18,6 +18,7 @@ from twisted.conch.checkers import SSHPublicKeyChecker
 from twisted.conch.interfaces import IConchUser, ISession, ISFTPServer
 from twisted.conch.ssh.factory import SSHFactory
 from twisted.conch.ssh.session import SSHSession
+from twisted.conch.ssh.transport import SSHServerTransport
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import serverFromString
@@ -202,9 +203,18 @@ class CommandSession:
             self.running.cancel()  # nothing is taken for it, nothing half-written is delivered
 
 
+class _Transport(SSHServerTransport):
+    def connectionMade(self):
+        # Commands answer in a few small packets (data, exit-status, close): without
+        # this, Nagle holds each behind the client's ACK of the one before.
+        self.transport.setTcpNoDelay(True)
+        super().connectionMade()
+
+
 def factory(circuit: ICircuit, data_dir: str, authorized_keys: str) -> SSHFactory:
     key = host_key(data_dir)
     f = SSHFactory()
+    f.protocol = _Transport
     f.portal = Portal(CircuitRealm(circuit), [SSHPublicKeyChecker(AuthorizedKeysFile(authorized_keys))])
     f.publicKeys = {b"ssh-ed25519": key.public()}
     f.privateKeys = {b"ssh-ed25519": key}
