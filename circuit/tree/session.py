@@ -61,7 +61,8 @@ class Session:
         if len(self._files) >= self.max_files:
             return fail(errors.TooMany(f"{self.max_files} files are open on this connection; "
                                        "close some first"))
-        if number is None:
+        chosen = number is not None
+        if not chosen:
             number = next(self._numbers)
 
         def opened(handle: IHandle) -> int:
@@ -72,8 +73,8 @@ class Session:
             return number
 
         def refused(failure: Failure) -> Failure:
-            if not self.closed:
-                self._files[number] = failure  # what later calls on this number get
+            if chosen and not self.closed:
+                self._files[number] = failure  # what the client sent behind the open gets
             return failure
         return self.circuit.open(path, flags, caller, mode).addCallbacks(opened, refused)
 

@@ -142,3 +142,15 @@ def test_a_write_past_the_bound_is_refused_and_delivers_nothing(circuit):
     value(session.release(fh))
     assert value(value(circuit.open((me, "dc", "chan", "c", "cap"), READ, Caller())).read(0, 100)) == b""
     assert "(E2BIG)" in circuit.host(me).last_error("chan", "c")
+
+
+def test_a_refused_open_holds_nothing_unless_the_client_numbered_it(circuit):
+    session = Session(circuit)
+    missing = (_me(circuit), "dc", "chan", "nobody", "recv")
+    failure(session.open(missing, READ, Caller()), errors.NotFound)
+    assert len(session) == 0
+    failure(session.open(missing, READ, Caller(), number=7), errors.NotFound)
+    with pytest.raises(errors.NotFound):  # what a peer pipelined behind the open gets
+        session.file(7)
+    value(session.release(7))
+    assert len(session) == 0
