@@ -28,7 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from cluster import host_id, start_host  # noqa: E402
-from local import machine  # noqa: E402
+from local import machine, write_section  # noqa: E402
 
 BEGIN = "<!-- big: begin (written by bench/big.py; edits inside are replaced) -->"
 END = "<!-- big: end -->"
@@ -178,14 +178,7 @@ Each cell: seconds, throughput, and the ratio to the pipe moving the same bytes 
 {END}"""
     print(text)
     if args.write:
-        with open(args.write) as f:
-            old = f.read()
-        if BEGIN in old and END in old:
-            new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
-        else:
-            new = old.rstrip("\n") + "\n\n" + text + "\n"
-        with open(args.write, "w") as f:
-            f.write(new)
+        write_section(args.write, BEGIN, END, text)
     return 0
 
 

@@ -38,7 +38,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from local import (Daemon, Round, Series, _mounted, machine, messages, ms, read_file,  # noqa: E402
-                   timed, write_file)
+                   timed, write_file, write_section)
 
 BEGIN = "<!-- cluster: begin (written by bench/cluster.py; edits inside are replaced) -->"
 END = "<!-- cluster: end -->"
@@ -321,18 +321,6 @@ host in 3-5 s):
 {END}"""
 
 
-def write_doc(path: str, block: str) -> None:
-    with open(path) as f:
-        text = f.read()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Across hosts\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def _raise_exit(signum, frame):
     raise SystemExit(128 + signum)
 
@@ -404,7 +392,7 @@ def main(argv=None) -> int:
     block = report(series, clusters, command, time.monotonic() - began, args)
     print(block)
     if args.write:
-        write_doc(args.write, block)
+        write_section(args.write, BEGIN, END, block, heading="## Across hosts\n\n")
     subprocess.run(["rm", "-rf", "--one-file-system", tmp], check=False)
     return 0
 

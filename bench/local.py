@@ -581,6 +581,20 @@ the rest.  Only the part between the "measured" markers below is rewritten.
 """
 
 
+def write_section(path: str, begin: str, end: str, block: str, heading: str = "") -> None:
+    """Put ``block`` (which starts with ``begin`` and ends with ``end``) into the markdown file
+    at ``path`` in place of the one there, or at its end under ``heading``."""
+    with open(path) as f:
+        text = f.read()
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + heading + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def write_doc(path: str, block: str) -> None:
     try:
         with open(path) as f:

@@ -30,7 +30,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from local import Daemon, machine  # noqa: E402
+from local import Daemon, machine, write_section  # noqa: E402
 
 BEGIN = "<!-- ssh: begin (written by bench/ssh.py; edits inside are replaced) -->"
 END = "<!-- ssh: end -->"
@@ -156,14 +156,7 @@ text=True).stderr.strip()}.
 {END}"""
     print(text)
     if args.write:
-        with open(args.write) as f:
-            old = f.read()
-        if BEGIN in old and END in old:
-            new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
-        else:
-            new = old.rstrip("\n") + "\n\n" + text + "\n"
-        with open(args.write, "w") as f:
-            f.write(new)
+        write_section(args.write, BEGIN, END, text)
     return 0
 
 
