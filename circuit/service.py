@@ -60,6 +60,7 @@ class Settings:
     allow_other: bool = False
     sftp: Optional[str] = None
     authorized_keys: str = os.path.expanduser("~/.ssh/authorized_keys")
+    ssh_max_files: int = 1024
     max_fuse_requests: int = 10000
     timing: Timing = Timing()
 
@@ -123,7 +124,8 @@ class CircuitService(MultiService):
         if self.settings.sftp:
             from circuit.ssh.server import listen as listen_ssh  # conch only when serving SSH
             self._ssh_port = yield listen_ssh(self.reactor, self.settings.sftp, self.circuit,
-                                              self.settings.data, self.settings.authorized_keys)
+                                              self.settings.data, self.settings.authorized_keys,
+                                              max_files=self.settings.ssh_max_files)
         url_file = os.path.join(self.settings.data, "url")
         with open(url_file + ".new", "w") as f:  # replaced whole: readers never see half a URL
             f.write(self.host.url + "\n")

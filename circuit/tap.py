@@ -28,6 +28,8 @@ class Options(usage.Options):
         ["sftp", None, None, "serve the tree over SSH (sftp, scp, ssh COMMAND) at HOST:PORT"],
         ["authorized-keys", None, os.path.expanduser("~/.ssh/authorized_keys"),
          "the SSH public keys allowed in (OpenSSH format; read again when it changes)"],
+        ["ssh-max-files", None, 1024, "files one SSH connection may hold open (sftp handles and "
+                                      "exec commands together)", int],
         ["max-fuse-requests", None, 10000, "FUSE requests served at once (blocked readers count)", int],
         ["probe-interval", None, Timing.probe_interval, "membership: seconds between probes", float],
         ["probe-timeout", None, Timing.probe_timeout, "membership: seconds to wait for a probe's answer",
@@ -69,6 +71,7 @@ def settings_from(options: Options) -> Settings:
         data=options["data"], ca=options["ca"], fs_root=options["fs-root"],
         allow_other=bool(options["allow-other"]),
         sftp=options["sftp"], authorized_keys=options["authorized-keys"],
+        ssh_max_files=options["ssh-max-files"],
         max_fuse_requests=options["max-fuse-requests"],
         timing=Timing(probe_interval=options["probe-interval"], probe_timeout=options["probe-timeout"],
                       suspicion_min=options["suspicion-min"], suspicion_max=options["suspicion-max"]))

@@ -211,11 +211,13 @@ class _Transport(SSHServerTransport):
         super().connectionMade()
 
 
-def factory(circuit: ICircuit, data_dir: str, authorized_keys: str) -> SSHFactory:
+def factory(circuit: ICircuit, data_dir: str, authorized_keys: str, max_files: int = MAX_FILES
+            ) -> SSHFactory:
     key = host_key(data_dir)
     f = SSHFactory()
     f.protocol = _Transport
-    f.portal = Portal(CircuitRealm(circuit), [SSHPublicKeyChecker(AuthorizedKeysFile(authorized_keys))])
+    f.portal = Portal(CircuitRealm(circuit, max_files),
+                      [SSHPublicKeyChecker(AuthorizedKeysFile(authorized_keys))])
     f.publicKeys = {b"ssh-ed25519": key.public()}
     f.privateKeys = {b"ssh-ed25519": key}
     f.fingerprint = fingerprint(key)
@@ -223,11 +225,12 @@ def factory(circuit: ICircuit, data_dir: str, authorized_keys: str) -> SSHFactor
 
 
 @inlineCallbacks
-def listen(reactor, address: str, circuit: ICircuit, data_dir: str, authorized_keys: str):
+def listen(reactor, address: str, circuit: ICircuit, data_dir: str, authorized_keys: str,
+           max_files: int = MAX_FILES):
     """Deferred[IListeningPort]: SSH served at HOST:PORT (port 0 picks one)."""
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
-    f = factory(circuit, data_dir, authorized_keys)
+    f = factory(circuit, data_dir, authorized_keys, max_files)
     endpoint = serverFromString(reactor, f"tcp:{int(port)}:interface={host.replace(':', chr(92) + ':')}")
     listening = yield endpoint.listen(f)
     bound = listening.getHost()

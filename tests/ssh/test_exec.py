@@ -127,3 +127,31 @@ def test_a_stream_into_a_control_file_is_bounded(client, names):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "(E2BIG)" in r.stderr, r.stderr
     assert json.loads((client.daemon.root / "dc" / "proc" / p / "stat").read_text())["cmd"] is None  # nothing ran
+
+
+def test_a_connection_holds_a_bounded_number_of_files(tmp_path):
+    """Blocked readers over one multiplexed connection, past --ssh-max-files: the next is
+    refused with EMFILE, the others still get their messages, and room comes back."""
+    from conftest import ssh_daemon
+    c = ssh_daemon(tmp_path, "--ssh-max-files", "3")
+    control = ("-o", f"ControlPath={tmp_path}/mux")
+    mux = control + ("-o", "ControlMaster=no")
+    h, chan = c.host_id, c.daemon.root / "dc" / "chan" / "c"
+    try:
+        master = c.ssh_argv("", extra=control + ("-M", "-N", "-f", "-o", "ControlPersist=60"))[:-1]
+        subprocess.run(master, check=True, timeout=30, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        c.daemon.sh("mkdir dc/chan/c && echo 0 > dc/chan/c/cap")
+        readers = [subprocess.Popen(c.ssh_argv(f"cat /{h}/dc/chan/c/recv", extra=mux),
+                                    stdout=subprocess.PIPE, stdin=subprocess.DEVNULL) for _ in range(3)]
+        wait_for(lambda: chan_stat(chan)["receivers_waiting"] == 3, what="three readers to block")
+        over = c.ssh(f"cat /{h}/dc/chan/c/recv", extra=mux)
+        assert over.returncode == 1 and "(EMFILE)" in over.stderr, over.stderr
+        for i in range(3):
+            subprocess.run(["bash", "-c", f"echo m{i} > {chan}/send"], check=True, timeout=15)
+        got = sorted(r.communicate(timeout=15)[0].decode() for r in readers)
+        assert got == ["m0\n", "m1\n", "m2\n"]
+        assert c.ssh(f"ls /{h}/dc/chan/c", extra=mux).returncode == 0  # room again
+    finally:
+        subprocess.run(["ssh", "-o", f"ControlPath={tmp_path}/mux", "-O", "exit", "x"], capture_output=True)
+        c.daemon.stop()
