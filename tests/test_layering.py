@@ -24,11 +24,15 @@ def _package(path: Path) -> str:
 FORBIDDEN = {
     "core": {"circuit.tree", "circuit.fuse", "circuit.ssh", "circuit.pb", "circuit.service",
              "circuit.cli", "circuit.membership", "circuit.tls"},
-    "tree": {"circuit.fuse", "circuit.ssh", "circuit.pb", "circuit.service", "circuit.cli"},
+    "tree": {"circuit.fuse", "circuit.ssh", "circuit.pb", "circuit.service", "circuit.cli",
+             "circuit.commands", "circuit.control"},
     "membership": {"circuit.tree", "circuit.fuse", "circuit.ssh", "circuit.service", "circuit.cli"},
     "fuse": {"circuit.ssh", "circuit.pb", "circuit.cli", "circuit.core"},
     "ssh": {"circuit.fuse", "circuit.pb", "circuit.cli", "circuit.core"},
-    "pb": {"circuit.fuse", "circuit.ssh", "circuit.cli"},
+    "pb": {"circuit.fuse", "circuit.ssh", "circuit.cli", "circuit.commands"},
+    "commands": {"circuit.fuse", "circuit.ssh", "circuit.pb", "circuit.cli", "circuit.core",
+                 "circuit.service", "circuit.control"},
+    "control": {"circuit.fuse", "circuit.ssh", "circuit.pb", "circuit.cli", "circuit.core"},
 }
 LIBRARY_HOMES = {"pyfuse3": {"fuse"}, "twisted.conch": {"ssh", "tls"}, "twisted.spread": {"pb"}}
 

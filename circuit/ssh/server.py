@@ -4,7 +4,7 @@ One `CircuitUser` per SSH connection (public keys only, from an authorized_keys
 file) holds that connection's `Session`: every file it opens through sftp or
 exec is there, and is released, and every wait cancelled, when it logs out.
 A session channel serves either the ``sftp`` subsystem (`circuit.ssh.sftp`) or
-one exec command (`circuit.ssh.commands`); there is no shell and no pty.
+one exec command (`circuit.commands`); there is no shell and no pty.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from zope.interface import implementer
 
 from circuit import errors
 from circuit.interfaces import ICaller, ICircuit
-from circuit.ssh import commands
+from circuit.commands import verbs
 from circuit.ssh.keys import AuthorizedKeysFile, fingerprint, host_key
 from circuit.ssh.sftp import CONCH_LOG, SFTPServer, SFTPSubsystem
 from circuit.tree.session import Session
@@ -50,9 +50,10 @@ class CircuitUser(ConchUser):
 
     _log = conch_log
 
-    def __init__(self, circuit: ICircuit, name: bytes, max_files: int = MAX_FILES):
+    def __init__(self, circuit: ICircuit, name: bytes, max_files: int = MAX_FILES, clock=None):
         super().__init__()
         self.circuit = circuit
+        self.clock = clock
         self.name = name
         self.session = Session(circuit, max_files=max_files)
         self.connected = True
@@ -73,14 +74,15 @@ class CircuitUser(ConchUser):
 
 @implementer(IRealm)
 class CircuitRealm:
-    def __init__(self, circuit: ICircuit, max_files: int = MAX_FILES):
+    def __init__(self, circuit: ICircuit, max_files: int = MAX_FILES, clock=None):
         self.circuit = circuit
         self.max_files = max_files
+        self.clock = clock
 
     def requestAvatar(self, avatarId, mind, *interfaces):
         if IConchUser not in interfaces:
             raise NotImplementedError("only SSH users here")
-        user = CircuitUser(self.circuit, avatarId, self.max_files)
+        user = CircuitUser(self.circuit, avatarId, self.max_files, self.clock)
         return IConchUser, user, user.logout
 
 
@@ -139,7 +141,7 @@ class SessionChannel(SSHSession):
 class _Stdin:
     """The transport conch writes the client's standard input to."""
 
-    def __init__(self, stdin: commands.Stdin):
+    def __init__(self, stdin: verbs.Stdin):
         self._stdin = stdin
 
     def write(self, data: bytes) -> None:
@@ -159,7 +161,7 @@ class CommandSession:
     def __init__(self, channel: SessionChannel):
         self.channel = channel
         self.user: CircuitUser = channel.avatar
-        self.stdin = commands.Stdin()
+        self.stdin = verbs.Stdin()
         self.running: Optional[Deferred] = None
         self.gone = False
 
@@ -180,10 +182,10 @@ class CommandSession:
     def execCommand(self, proto, command: bytes):
         # Connected first: conch passes input, and sends output, only once it is.
         proto.makeConnection(_Stdin(self.stdin))
-        ctx = commands.Context(self.user.circuit, self.user.session, self,
-                               out=proto.outReceived, err=proto.errReceived, stdin=self.stdin,
-                               writable=self.channel.writable)
-        self.running = commands.run(ctx, command)
+        ctx = verbs.Context(self.user.circuit, self.user.session, self,
+                            out=proto.outReceived, err=proto.errReceived, stdin=self.stdin,
+                            writable=self.channel.writable, clock=self.user.clock)
+        self.running = verbs.run(ctx, command)
 
         def ended(code: int) -> None:
             self.running = None
@@ -211,12 +213,12 @@ class _Transport(SSHServerTransport):
         super().connectionMade()
 
 
-def factory(circuit: ICircuit, data_dir: str, authorized_keys: str, max_files: int = MAX_FILES
-            ) -> SSHFactory:
+def factory(circuit: ICircuit, data_dir: str, authorized_keys: str, max_files: int = MAX_FILES,
+            clock=None) -> SSHFactory:
     key = host_key(data_dir)
     f = SSHFactory()
     f.protocol = _Transport
-    f.portal = Portal(CircuitRealm(circuit, max_files),
+    f.portal = Portal(CircuitRealm(circuit, max_files, clock),
                       [SSHPublicKeyChecker(AuthorizedKeysFile(authorized_keys))])
     f.publicKeys = {b"ssh-ed25519": key.public()}
     f.privateKeys = {b"ssh-ed25519": key}
@@ -230,7 +232,7 @@ def listen(reactor, address: str, circuit: ICircuit, data_dir: str, authorized_k
     """Deferred[IListeningPort]: SSH served at HOST:PORT (port 0 picks one)."""
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
-    f = factory(circuit, data_dir, authorized_keys, max_files)
+    f = factory(circuit, data_dir, authorized_keys, max_files, clock=reactor)
     endpoint = serverFromString(reactor, f"tcp:{int(port)}:interface={host.replace(':', chr(92) + ':')}")
     listening = yield endpoint.listen(f)
     bound = listening.getHost()

@@ -21,7 +21,8 @@ from zope.interface import implementer
 
 from circuit import errors
 from circuit.interfaces import ICaller, OpenFlags
-from circuit.ssh.names import as_circuit_error, error_line, ls_line, sftp_attrs, shown, tree_path
+from circuit.commands.text import as_circuit_error, error_line, ls_line, shown, tree_path
+from circuit.ssh.names import sftp_attrs
 from circuit.tree.handles import hand_over
 
 CONCH_LOG = Logger(namespace="twisted.conch.circuit")

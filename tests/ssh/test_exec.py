@@ -69,7 +69,7 @@ def test_what_is_not_offered_is_refused_clearly(client):
     shell = subprocess.run(client.ssh_argv("", extra=("-T",))[:-1], input="id\n", capture_output=True,
                            text=True, timeout=30)
     assert shell.returncode == 2 and "no shell" in shell.stderr
-    assert client.ssh("help").stdout.startswith("This is a circuit host's SSH server")
+    assert client.ssh("help").stdout.startswith("Commands (paths are circuit tree paths")
 
 
 def test_a_process_through_exec(client, names):

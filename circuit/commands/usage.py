@@ -1,0 +1,45 @@
+"""Every command's one-line usage and help: plain Python, so ``circuit VERB --help`` and
+``circuit help`` answer without a host and without loading Twisted."""
+
+# name: (arguments, what it does)
+VERBS = {
+    "ls": ("[-l] [PATH...]", "list hosts, a host's folders, elements; -l adds modes, and each "
+                              "element's kind and state"),
+    "peek": ("PATH", "an element's stat, as JSON"),
+    "mkchan": ("PATH [CAP]", "make a channel (dc/chan/NAME) with capacity CAP (default 0)"),
+    "send": ("PATH", "send standard input, whole, as one message (blocks like the channel)"),
+    "recv": ("PATH", "receive one message and write it to standard output (blocks)"),
+    "close": ("PATH", "close a channel: receivers drain it, then see end of file"),
+    "mkproc": ("PATH [-- PROGRAM ARGS...]", "make a process (dc/proc/NAME) and start it: the run "
+                                            "command as JSON on standard input, or PROGRAM ARGS"),
+    "stdin": ("PATH", "stream standard input into a process's stdin; end of file closes it"),
+    "stdout": ("PATH", "stream a process's standard output from its start (blocks until it ends)"),
+    "stderr": ("PATH", "stream a process's standard error from its start"),
+    "wait": ("PATH", "wait for a process to exit and print its exit record (JSON)"),
+    "signal": ("SIGNAL PATH", "send a signal (TERM, KILL, 9, ...) to a running process"),
+    "rm": ("[-f] [-r] PATH...", "remove elements (a running process is killed first) or fs/ files"),
+    "events": ("", "membership changes as they happen, one JSON line each (until interrupted)"),
+    "cat": ("PATH... | cat > PATH", "read files; or write standard input into one (one delivery)"),
+    "echo": ("[-n] WORDS... > PATH", "write WORDS into a file (one delivery)"),
+    "mkdir": ("[-p] PATH...", "make elements (dc/KIND/NAME) or fs/ directories"),
+    "rmdir": ("PATH...", "remove elements or empty fs/ directories"),
+    "stat": ("PATH...", "a file's type, size, mode and time"),
+    "true": ("", "do nothing, successfully"),
+    "help": ("[COMMAND]", "this list, or one command's usage"),
+}
+
+# Commands that may wait, and so take --timeout SECONDS.
+WAITING = {"recv", "send", "stdout", "stderr", "wait", "events", "cat", "stdin"}
+
+
+def usage(name: str) -> str:
+    args, what = VERBS[name]
+    line = f"usage: {name} {args}".rstrip()
+    extra = "\n  --timeout S  give up after S seconds (exit 1, nothing taken or given)" if name in WAITING else ""
+    return f"{line}\n  {what}{extra}\n"
+
+
+def overview(program: str = "") -> str:
+    lines = [f"  {program}{name} {args}".rstrip() for name, (args, _) in VERBS.items()]
+    return ("Commands (paths are circuit tree paths, /X.../dc/chan/NAME; no shell):\n"
+            + "\n".join(lines) + "\n" + f"{program}COMMAND --help explains one.\n")

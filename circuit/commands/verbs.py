@@ -1,0 +1,548 @@
+"""The commands themselves: file tools (``ls``, ``cat``, ``echo >`` ...) and element verbs
+in the manner of gocircuit's command line (``mkchan``, ``send``, ``recv``, ``mkproc``, ``wait``,
+``peek`` ...), run against the whole circuit through a view's `Session`.
+
+There is no shell and nothing runs on the host itself (processes are made through
+``dc/proc``).  ``ssh HOST COMMAND`` hands a command line (`run`): it is split as a
+shell splits words and its one optional ``> FILE`` (or ``>> FILE``) noted.  The
+``circuit`` command line hands argv (`run_argv`).  A blocking file read gives
+one message; a command cancelled (its channel or connection gone, its --timeout
+passed) takes nothing, and delivers nothing it had not finished writing.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, succeed
+
+from circuit import errors
+from circuit.commands.text import as_circuit_error, error_line, ls_line, mode_string, shown, tree_path
+from circuit.commands.usage import VERBS, WAITING, overview, usage
+from circuit.interfaces import Attr, ICaller, ICircuit, OpenFlags
+from circuit.tree.handles import hand_over
+from circuit.tree.session import Session
+
+CHUNK = 256 * 1024  # what one read asks for; the client's window paces the reads
+KINDS = ("proc", "chan", "select")
+
+
+class Usage(Exception):
+    """A command line this host does not run: exit status 2 and one line."""
+
+
+@dataclass
+class Line:
+    argv: list
+    redirect: Optional[tuple] = None  # (">" or ">>", target)
+
+
+def _words(text: str) -> list:
+    """Words as a shell splits them, with its operators (``;``, ``|``, ``>`` ...) apart."""
+    lex = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    return list(lex)
+
+
+def parse(command: bytes) -> Line:
+    try:
+        words = _words(command.decode("utf-8", "surrogateescape"))
+    except ValueError as e:
+        raise Usage(f"cannot split the command line: {e}")
+    argv, redirect = [], None
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in (">", ">>"):
+            if i + 1 == len(words) or _operator(words[i + 1]):
+                raise Usage(f"{w} wants a file")
+            if redirect is not None:
+                raise Usage("one > FILE at most")
+            redirect = (w, words[i + 1])
+            i += 2
+            continue
+        if _operator(w) or w.startswith(("$(", "`")):
+            raise Usage(f"no shell here: {w!r} is not supported; run one command (try: help)")
+        argv.append(w)
+        i += 1
+    if not argv:
+        raise Usage("no command given; try: help")
+    return Line(argv, redirect)
+
+
+def _operator(word: str) -> bool:
+    return bool(word) and all(c in "();<>|&" for c in word)
+
+
+class Stdin:
+    """What the client sends, chunk by chunk, until its EOF (b"").  ``wanted`` is called
+    the first time a command reads it (the command line sends input only then, so a
+    ``circuit recv`` in a ``while read`` loop does not eat the loop's input)."""
+
+    def __init__(self, wanted: Callable[[], None] = lambda: None):
+        self._chunks: list = []
+        self._ended = False
+        self._waiting: Optional[Deferred] = None
+        self._wanted: Optional[Callable[[], None]] = wanted
+
+    def data(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._wake()
+
+    def eof(self) -> None:
+        self._ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiting is not None:
+            waiting, self._waiting = self._waiting, None
+            waiting.callback(None)
+
+    async def read(self) -> bytes:
+        if self._wanted is not None:
+            wanted, self._wanted = self._wanted, None
+            wanted()
+        while not self._chunks and not self._ended:
+            self._waiting = Deferred()
+            await self._waiting
+        return self._chunks.pop(0) if self._chunks else b""
+
+    async def chunks(self):
+        while True:
+            data = await self.read()
+            if not data:
+                return
+            yield data
+
+    async def whole(self) -> bytes:
+        return b"".join([c async for c in self.chunks()])
+
+
+@dataclass
+class Context:
+    circuit: ICircuit
+    session: Session
+    caller: ICaller
+    out: Callable[[bytes], None]
+    err: Callable[[bytes], None]
+    stdin: Stdin
+    writable: Callable[[], Deferred] = lambda: succeed(None)  # the client has room
+    clock: Any = None  # for --timeout: an IReactorTime
+    failed: list = field(default_factory=list)
+
+    def path(self, text: str) -> tuple:
+        return tree_path(self.circuit, text)
+
+    def say(self, text: str) -> None:
+        self.out(text.encode("utf-8", "surrogateescape"))
+
+    def refused(self, what: str, error: errors.CircuitError) -> None:
+        self.failed.append(error)
+        self.err(f"{what}: {error_line(error)}\n".encode("utf-8", "surrogateescape"))
+
+    async def each(self, name: str, paths: list, fn) -> None:
+        """``fn(path)`` for every path, reporting each refusal and going on (as coreutils do)."""
+        for text in paths:
+            try:
+                await fn(self.path(text))
+            except errors.CircuitError as e:
+                self.refused(f"{name}: {text}", e)
+
+    def call(self, d: Deferred) -> Deferred:
+        return self.session.track(d)
+
+
+def _options(args: list, allowed: str) -> tuple:
+    flags, rest = set(), []
+    for a in args:
+        if a.startswith("-") and len(a) > 1 and not rest and a != "--":
+            for c in a[1:]:
+                if c not in allowed:
+                    raise Usage(f"unknown option -{c}")
+                flags.add(c)
+        else:
+            rest.append(a)
+    return flags, rest
+
+
+def _exactly(name: str, args: list, n: int) -> list:
+    _, rest = _options(args, "")
+    if len(rest) != n:
+        raise Usage(usage(name).splitlines()[0])
+    return rest
+
+
+def _element(ctx: Context, text: str, kind: Optional[str] = None) -> tuple:
+    """The path of an element (``/X.../dc/KIND/NAME``), of ``kind`` if given."""
+    path = ctx.path(text)
+    if len(path) != 4 or path[1] != "dc" or path[2] not in KINDS or (kind and path[2] != kind):
+        want = f"dc/{kind}/NAME" if kind else "dc/KIND/NAME"
+        raise errors.Invalid(f"{text} is not an element's path (/X.../{want})")
+    return path
+
+
+# -- reading and writing files -------------------------------------------------------------
+async def read_file(ctx: Context, path: tuple) -> None:
+    number = await ctx.session.open(path, OpenFlags(read=True), ctx.caller)
+    try:
+        handle = ctx.session.file(number).handle
+        offset = 0
+        while True:
+            await ctx.writable()  # memory stays bounded however big the file
+            data = await ctx.call(handle.read(offset, CHUNK))
+            hand_over(handle, ctx.caller)  # ctx.out writes it to the client at once
+            if not data:
+                return
+            ctx.out(data)
+            offset += len(data)
+    finally:
+        await ctx.session.release(number)
+
+
+async def read_whole(ctx: Context, path: tuple) -> bytes:
+    """A small file's content (stat, cap): read here, not written to the client."""
+    number = await ctx.session.open(path, OpenFlags(read=True), ctx.caller)
+    try:
+        return await ctx.call(ctx.session.file(number).handle.read(0, CHUNK))
+    finally:
+        await ctx.session.release(number)
+
+
+async def write_file(ctx: Context, path: tuple, append: bool, chunks) -> None:
+    """Open, write every chunk, flush (the delivery: a message, a command), close."""
+    flags = OpenFlags(read=False, write=True, truncate=not append, append=append, create=True)
+    number = await ctx.session.open(path, flags, ctx.caller)
+    try:
+        handle = ctx.session.file(number).handle
+        offset = 0
+        async for data in chunks:
+            await ctx.call(handle.write(offset, data))
+            offset += len(data)
+        await ctx.call(handle.flush())
+    finally:
+        await ctx.session.release(number)
+
+
+async def _one(data: bytes):
+    yield data
+
+
+# -- file tools ------------------------------------------------------------------------------
+def _state(kind: str, record: dict) -> str:
+    """An element's state in a few words, for ls -l."""
+    if kind == "chan":
+        if record.get("cap") is None:
+            return "no cap yet"
+        state = f"cap {record['cap']}, {record['len']} buffered"
+        return state + (", closed" if record.get("closed") else "")
+    if kind == "proc":
+        phase = record.get("phase", "?")
+        if record.get("exit") is not None:
+            return f"{phase}, exit {record['exit']}"
+        if record.get("signal"):
+            return f"{phase}, signal {record['signal']}"
+        return f"{phase}, pid {record['pid']}" if record.get("pid") else phase
+    return record.get("state", "?")
+
+
+async def _ls(ctx: Context, args: list) -> None:
+    flags, paths = _options(args, "la1")
+    many = len(paths) > 1
+
+    async def line(path: tuple, name: str, attr: Attr) -> str:
+        if "l" not in flags:
+            return name
+        text = ls_line(name, attr)
+        if len(path) == 4 and path[1] == "dc" and path[2] in KINDS and attr.kind == "dir":
+            try:  # an element: its kind and state
+                record = json.loads(await read_whole(ctx, path + ("stat",)))
+                text += f"  [{path[2]}: {_state(path[2], record)}]"
+            except (errors.CircuitError, ValueError):
+                text += f"  [{path[2]}]"
+        return text
+
+    async def ls(path: tuple) -> None:
+        attr = await ctx.call(ctx.circuit.getattr(path))
+        if attr.kind != "dir":
+            ctx.say(await line(path, shown(path), attr) + "\n")
+            return
+        entries = await ctx.call(ctx.circuit.listdir(path))
+        text = "".join([await line(path + (name,), name, a) + "\n" for name, a in entries])
+        ctx.say(f"{shown(path)}:\n{text}\n" if many else text)
+    await ctx.each("ls", paths or ["/"], ls)
+
+
+async def _cat(ctx: Context, args: list, redirect) -> None:
+    _, paths = _options(args, "")
+    if redirect is not None:
+        if paths and paths != ["-"]:
+            raise Usage("cat > FILE copies standard input only (cat FILE > FILE2 is not offered)")
+        op, target = redirect
+        await ctx.each("cat", [target], lambda p: write_file(ctx, p, op == ">>", ctx.stdin.chunks()))
+        return
+    if not paths:
+        raise Usage("cat wants a file (or > FILE to write standard input into one)")
+    await ctx.each("cat", paths, lambda p: read_file(ctx, p))
+
+
+async def _echo(ctx: Context, args: list, redirect) -> None:
+    newline = True
+    if args[:1] == ["-n"]:
+        newline, args = False, args[1:]
+    text = (" ".join(args) + ("\n" if newline else "")).encode("utf-8", "surrogateescape")
+    if redirect is None:
+        ctx.out(text)
+        return
+    op, target = redirect
+    await ctx.each("echo", [target], lambda p: write_file(ctx, p, op == ">>", _one(text)))
+
+
+async def _mkdir(ctx: Context, args: list) -> None:
+    flags, paths = _options(args, "p")
+
+    async def mkdir(path: tuple) -> None:
+        try:
+            await ctx.call(ctx.circuit.mkdir(path))
+        except errors.Exists:
+            if "p" not in flags:
+                raise
+    if not paths:
+        raise Usage("mkdir wants a path")
+    await ctx.each("mkdir", paths, mkdir)
+
+
+async def _rmdir(ctx: Context, args: list) -> None:
+    _, paths = _options(args, "")
+    if not paths:
+        raise Usage("rmdir wants a path")
+    await ctx.each("rmdir", paths, lambda p: ctx.call(ctx.circuit.rmdir(p)))
+
+
+async def _rm(ctx: Context, args: list) -> None:
+    flags, paths = _options(args, "frR")
+
+    async def rm(path: tuple) -> None:
+        try:
+            attr = await ctx.call(ctx.circuit.getattr(path))
+            if attr.kind == "dir":
+                element = len(path) == 4 and path[1] == "dc" and path[2] in KINDS
+                if not element and not flags & {"r", "R"}:
+                    raise errors.IsDirectory(f"{shown(path)} is a directory (rm -r removes an empty one)")
+                await ctx.call(ctx.circuit.rmdir(path))
+            else:
+                await ctx.call(ctx.circuit.unlink(path))
+        except errors.NotFound:
+            if "f" not in flags:
+                raise
+    if not paths:
+        raise Usage("rm wants a path")
+    await ctx.each("rm", paths, rm)
+
+
+async def _stat(ctx: Context, args: list) -> None:
+    import time
+    _, paths = _options(args, "")
+
+    async def stat(path: tuple) -> None:
+        a = await ctx.call(ctx.circuit.getattr(path))
+        kind = "directory" if a.kind == "dir" else "regular file"
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.mtime))
+        ctx.say(f"  File: {shown(path)}\n  Size: {a.size}\tType: {kind}\n"
+                f"Access: ({a.mode:04o}/{mode_string(a)})\nModify: {when}\n")
+    if not paths:
+        raise Usage("stat wants a path")
+    await ctx.each("stat", paths, stat)
+
+
+async def _true(ctx: Context, args: list) -> None:
+    pass
+
+
+async def _help(ctx: Context, args: list) -> None:
+    ctx.say(usage(args[0]) if args and args[0] in VERBS else overview())
+
+
+# -- element verbs ---------------------------------------------------------------------------
+async def _peek(ctx: Context, args: list) -> None:
+    text, = _exactly("peek", args, 1)
+    await ctx.each("peek", [text], lambda p: read_file(ctx, _element(ctx, text) + ("stat",)))
+
+
+async def _mkchan(ctx: Context, args: list) -> None:
+    _, rest = _options(args, "")
+    if len(rest) not in (1, 2):
+        raise Usage(usage("mkchan").splitlines()[0])
+    cap = rest[1] if len(rest) == 2 else "0"
+
+    async def mkchan(_):
+        path = _element(ctx, rest[0], "chan")
+        await ctx.call(ctx.circuit.mkdir(path))
+        try:
+            await write_file(ctx, path + ("cap",), False, _one(cap.encode() + b"\n"))
+        except errors.CircuitError:
+            await ctx.call(ctx.circuit.rmdir(path))  # a bad cap leaves nothing behind
+            raise
+    await ctx.each("mkchan", [rest[0]], mkchan)
+
+
+async def _send(ctx: Context, args: list) -> None:
+    text, = _exactly("send", args, 1)
+    await ctx.each("send", [text], lambda p: write_file(
+        ctx, _element(ctx, text, "chan") + ("send",), False, ctx.stdin.chunks()))
+
+
+def _reader(name: str, kind: str, file: str):
+    async def verb(ctx: Context, args: list) -> None:
+        text, = _exactly(name, args, 1)
+        await ctx.each(name, [text], lambda p: read_file(ctx, _element(ctx, text, kind) + (file,)))
+    return verb
+
+
+async def _close(ctx: Context, args: list) -> None:
+    text, = _exactly("close", args, 1)
+    await ctx.each("close", [text], lambda p: write_file(
+        ctx, _element(ctx, text, "chan") + ("close",), False, _one(b"\n")))
+
+
+async def _mkproc(ctx: Context, args: list) -> None:
+    if "--" in args:
+        cut = args.index("--")
+        head, program = args[:cut], args[cut + 1:]
+        if not program:
+            raise Usage("mkproc PATH -- wants a program after --")
+    else:
+        head, program = args, None
+    _, rest = _options(head, "")
+    if len(rest) != 1:
+        raise Usage(usage("mkproc").splitlines()[0])
+
+    async def mkproc(_):
+        path = _element(ctx, rest[0], "proc")
+        if program is not None:
+            command = json.dumps({"path": program[0], "args": program[1:]}).encode()
+        else:
+            command = await ctx.stdin.whole()
+        await ctx.call(ctx.circuit.mkdir(path))
+        try:
+            await write_file(ctx, path + ("run",), False, _one(command))
+        except errors.CircuitError:
+            await ctx.call(ctx.circuit.rmdir(path))  # a bad command leaves nothing behind
+            raise
+    await ctx.each("mkproc", [rest[0]], mkproc)
+
+
+async def _stdin(ctx: Context, args: list) -> None:
+    text, = _exactly("stdin", args, 1)
+    await ctx.each("stdin", [text], lambda p: write_file(
+        ctx, _element(ctx, text, "proc") + ("stdin",), False, ctx.stdin.chunks()))
+
+
+async def _signal(ctx: Context, args: list) -> None:
+    sig, text = _exactly("signal", args, 2)
+    await ctx.each("signal", [text], lambda p: write_file(
+        ctx, _element(ctx, text, "proc") + ("signal",), False, _one(sig.encode() + b"\n")))
+
+
+async def _events(ctx: Context, args: list) -> None:
+    _exactly("events", args, 0)
+    here = ctx.circuit.host_ids()[0]
+    await read_file(ctx, (here, "sys", "events"))
+
+
+_PLAIN = {"ls": _ls, "mkdir": _mkdir, "rmdir": _rmdir, "rm": _rm, "stat": _stat, "true": _true,
+          "help": _help, "peek": _peek, "mkchan": _mkchan, "send": _send, "close": _close,
+          "recv": _reader("recv", "chan", "recv"), "stdout": _reader("stdout", "proc", "stdout"),
+          "stderr": _reader("stderr", "proc", "stderr"), "wait": _reader("wait", "proc", "waitexit"),
+          "mkproc": _mkproc, "stdin": _stdin, "signal": _signal, "events": _events}
+_WRITING = {"cat": _cat, "echo": _echo}
+assert set(_PLAIN) | set(_WRITING) == set(VERBS)
+
+
+def _timeout(name: str, args: list) -> tuple:
+    """``--timeout S`` taken out of a waiting command's arguments."""
+    if "--timeout" not in args:
+        return None, args
+    if name not in WAITING:
+        raise Usage(f"{name} does not wait; --timeout is for {', '.join(sorted(WAITING))}")
+    i = args.index("--timeout")
+    try:
+        seconds = float(args[i + 1])
+    except (IndexError, ValueError):
+        raise Usage("--timeout wants a number of seconds")
+    if seconds <= 0:
+        raise Usage("--timeout wants a number of seconds above 0")
+    return seconds, args[:i] + args[i + 2:]
+
+
+async def _run(ctx: Context, line: Line) -> int:
+    name, args = line.argv[0], line.argv[1:]
+    if "--help" in args or "-h" in args:
+        if name in VERBS:
+            ctx.say(usage(name))
+            return 0
+    seconds, args = _timeout(name, args)
+    if name in _WRITING:
+        work = _WRITING[name](ctx, args, line.redirect)
+    elif name in _PLAIN:
+        if line.redirect is not None:
+            raise Usage(f"{name} cannot write into a file; only cat and echo take > FILE")
+        work = _PLAIN[name](ctx, args)
+    else:
+        raise Usage(f"{name}: no such command here (no shell; try: help)")
+    if seconds is None:
+        await work
+    else:
+        await _within(ctx, work, seconds)
+    return 1 if ctx.failed else 0
+
+
+async def _within(ctx: Context, work, seconds: float) -> None:
+    d = ensureDeferred(work)
+    timer = ctx.clock.callLater(seconds, d.cancel)
+    try:
+        await d
+    except CancelledError:
+        if timer.active():
+            raise  # cancelled from outside: the client went
+        ctx.refused("circuit", errors.CircuitError(f"timed out after {seconds:g} s; nothing was "
+                                                   "taken or given"))
+    finally:
+        if timer.active():
+            timer.cancel()
+
+
+def _started(ctx: Context, line: Callable[[], Line]) -> Deferred:
+    async def main() -> int:
+        try:
+            return await _run(ctx, line())
+        except Usage as e:
+            ctx.err(f"circuit: {e}\n".encode("utf-8", "surrogateescape"))
+            return 2
+        except errors.CircuitError as e:
+            ctx.refused("circuit", e)
+            return 1
+    d = ensureDeferred(main())
+
+    def bug(failure):
+        if failure.check(CancelledError):
+            return failure
+        ctx.err(f"circuit: {error_line(as_circuit_error(failure))}\n".encode())
+        return 1
+    return d.addErrback(bug)
+
+
+def run(ctx: Context, command: bytes) -> Deferred:
+    """Deferred[int], the exit status, of a command line (``ssh HOST COMMAND``).
+    Cancel it when the client goes."""
+    return _started(ctx, lambda: parse(command))
+
+
+def run_argv(ctx: Context, argv: list) -> Deferred:
+    """Deferred[int] of a command already split into words (the command line)."""
+    def line() -> Line:
+        if not argv or not all(isinstance(a, str) for a in argv):
+            raise Usage("no command given; try: help")
+        return Line(list(argv))
+    return _started(ctx, line)
