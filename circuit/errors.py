@@ -47,6 +47,7 @@ NotPermitted = _error("NotPermitted", _errno.EPERM, "operation not permitted")
 BadFile = _error("BadFile", _errno.EBADF, "no such open file")
 CrossHost = _error("CrossHost", _errno.EXDEV, "the two paths are on different hosts")
 TooBig = _error("TooBig", _errno.E2BIG, "more than this file takes")
+TimedOut = _error("TimedOut", _errno.ETIMEDOUT, "timed out; nothing was taken or given")
 TooMany = _error("TooMany", _errno.EMFILE, "too many files open on this connection")
 
 # Errors that say something about the element (and so belong in its error file),

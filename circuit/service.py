@@ -91,6 +91,7 @@ class CircuitService(MultiService):
         self.ready: Deferred = Deferred()
         self._port = None
         self._ssh_port = None
+        self._control_port = None
         self.fuse = None
         if settings.mount:
             from circuit.fuse.mount import FuseMount  # pyfuse3 only when mounting
@@ -121,6 +122,7 @@ class CircuitService(MultiService):
         self.membership.start()
         if self.settings.join:
             yield self.membership.join(self.settings.join)
+        yield self._listen_control()
         if self.settings.sftp:
             from circuit.ssh.server import listen as listen_ssh  # conch only when serving SSH
             self._ssh_port = yield listen_ssh(self.reactor, self.settings.sftp, self.circuit,
@@ -138,6 +140,15 @@ class CircuitService(MultiService):
             pass  # daemonized: no standard output
         log.info("circuit host {url}", url=self.host.url)
         self.ready.callback(self.host.url)
+
+    @inlineCallbacks
+    def _listen_control(self):
+        """The control socket of the ``circuit`` command line; the host runs without it."""
+        from circuit.control.server import listen as listen_control
+        try:
+            self._control_port = yield listen_control(self.reactor, self.settings.data, self.circuit)
+        except Exception as e:
+            log.warn("no control socket for the circuit command line: {why}", why=str(e))
 
     def _failed_to_start(self, failure) -> None:
         if failure.check(errors.CircuitError, OSError):
@@ -177,7 +188,8 @@ class CircuitService(MultiService):
             for name in list(self.host.elements[kind]):
                 self.host.remove(kind, name)  # kills running processes
         self.peers.disconnect_all()
-        if self._ssh_port is not None:
-            yield self._ssh_port.stopListening()
+        for port in (self._ssh_port, self._control_port):
+            if port is not None:
+                yield port.stopListening()
         if self._port is not None:
             yield self._port.stopListening()

@@ -1,12 +1,14 @@
-"""The ``circuit`` command: ``start`` runs a host; ``ca`` makes and delegates the cluster CA."""
+"""The ``circuit`` command: ``start`` runs a host; ``ca`` makes and delegates the cluster CA; every
+other command is run by the local host (`circuit.cli.client`), without loading Twisted here."""
 from __future__ import annotations
 
 import sys
 
 USAGE = """\
-usage: circuit start [-a HOST:PORT] [-m MOUNT] [-j URL] [--ca DIR] [--data DIR] [...]
+usage: circuit start [-a HOST:PORT] [-m MOUNT] [-j URL] [--sftp HOST:PORT] [--data DIR] [...]
        circuit ca init DIR
        circuit ca issue --ca DIR OUT_DIR
+       circuit [--data DIR] COMMAND [ARGS...]      (circuit help lists the commands)
 
   start      run a circuit host in the foreground (twistd -n -r asyncio circuit ...);
              circuit start --help lists every option
@@ -14,6 +16,9 @@ usage: circuit start [-a HOST:PORT] [-m MOUNT] [-j URL] [--ca DIR] [--data DIR] 
              or copy ca.pem and use ca issue for hosts that should not hold ca.key
   ca issue   make OUT_DIR for a host without the CA key: ca.pem plus a signing certificate
              (signer.pem, signer.key) with which it certifies itself at every start
+  COMMAND    ls, mkchan, send, recv, mkproc, wait, peek, ... run by the host started with the
+             same --data (default ~/.circuit) on this machine, through its control socket;
+             paths are circuit tree paths (/X.../dc/chan/NAME)
 """
 
 
@@ -63,18 +68,61 @@ def ca(args: list[str]) -> int:
     return 2
 
 
+def client(argv: list[str]) -> int:
+    """A command run by the local host (circuit.cli.client): no Twisted loaded here."""
+    import os
+    data = os.path.expanduser("~/.circuit")
+    while argv and argv[0].startswith("--"):
+        option = argv[0]
+        if option == "--data" and len(argv) > 1:
+            data, argv = argv[1], argv[2:]
+        elif option.startswith("--data="):
+            data, argv = option.split("=", 1)[1], argv[1:]
+        elif option in ("--url", "-u") or option.startswith("--url="):
+            print("circuit: --url (reaching a host from a machine without one) needs the Python "
+                  "client over PB, which is not built yet; run the command on a host's machine",
+                  file=sys.stderr)
+            return 2
+        else:
+            break
+    if not argv:
+        print(USAGE, file=sys.stderr, end="")
+        return 2
+    from circuit.commands.usage import VERBS, overview, usage
+    name = argv[0]
+    if name == "help" or name in ("-h", "--help"):
+        topic = argv[1] if len(argv) > 1 else None
+        print(usage(topic) if topic in VERBS else USAGE + "\n" + overview("circuit "), end="")
+        return 0
+    if name not in VERBS:
+        print(f"circuit: unknown command {name!r}\n{USAGE}", file=sys.stderr, end="")
+        return 2
+    if "--help" in argv[1:] or "-h" in argv[1:]:
+        print(usage(name).replace("usage: ", "usage: circuit ", 1), end="")
+        return 0
+    from circuit.cli.client import NoHost, run
+    try:
+        return run(argv, data)
+    except NoHost as e:
+        print(f"circuit: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 141  # as a shell reports a reader that went away (128 + SIGPIPE)
+    except KeyboardInterrupt:
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE, end="")
-        return 0 if argv else 2
+    if not argv:
+        print(USAGE, end="", file=sys.stderr)
+        return 2
     command, rest = argv[0], argv[1:]
     if command == "start":
         return start(rest)
     if command == "ca":
         return ca(rest)
-    print(f"circuit: unknown command {command!r}\n{USAGE}", file=sys.stderr, end="")
-    return 2
+    return client(argv)
 
 
 if __name__ == "__main__":

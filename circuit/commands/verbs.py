@@ -506,8 +506,8 @@ async def _within(ctx: Context, work, seconds: float) -> None:
     except CancelledError:
         if timer.active():
             raise  # cancelled from outside: the client went
-        ctx.refused("circuit", errors.CircuitError(f"timed out after {seconds:g} s; nothing was "
-                                                   "taken or given"))
+        ctx.refused("circuit", errors.TimedOut(f"timed out after {seconds:g} s; nothing was "
+                                               "taken or given"))
     finally:
         if timer.active():
             timer.cancel()

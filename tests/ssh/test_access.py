@@ -5,10 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import keypair, ssh_daemon
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from helpers import wait_for  # noqa: E402
+from ssh_clients import keypair, ssh_daemon  # noqa: E402
 
 
 def test_only_listed_public_keys_get_in_and_changes_are_read(client, tmp_path):

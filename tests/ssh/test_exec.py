@@ -132,7 +132,7 @@ def test_a_stream_into_a_control_file_is_bounded(client, names):
 def test_a_connection_holds_a_bounded_number_of_files(tmp_path):
     """Blocked readers over one multiplexed connection, past --ssh-max-files: the next is
     refused with EMFILE, the others still get their messages, and room comes back."""
-    from conftest import ssh_daemon
+    from ssh_clients import ssh_daemon
     c = ssh_daemon(tmp_path, "--ssh-max-files", "3")
     control = ("-o", f"ControlPath={tmp_path}/mux")
     mux = control + ("-o", "ControlMaster=no")
