@@ -1,0 +1,195 @@
+"""The ``circuit`` command line against a real host, and one table of refusals through every
+way in: the mount (the shell's own tools), the command line, and ssh HOST COMMAND."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from helpers import chan_stat, wait_for  # noqa: E402
+from ssh_clients import ssh_daemon  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    c = ssh_daemon(tmp_path_factory.mktemp("cli"))
+    yield c
+    c.daemon.stop()
+
+
+def circuit(host, *args, input=None, timeout=30, data=None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "circuit.cli.main", "--data", str(data or host.daemon.data),
+                           *args], input=input, capture_output=True, timeout=timeout, cwd=ROOT, **kw)
+
+
+def popen(host, *args, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "circuit.cli.main", "--data", str(host.daemon.data), *args],
+                            cwd=ROOT, **kw)
+
+
+def test_the_issues_session(host):
+    h = host.host_id
+    assert circuit(host, "ls", "/").stdout.split() == [h.encode()]
+    assert circuit(host, "mkchan", f"/{h}/dc/chan/jobs", "10").returncode == 0
+    script = (f"seq 3 | while read n; do echo job-$n | {sys.executable} -m circuit.cli.main "
+              f"--data {host.daemon.data} send /{h}/dc/chan/jobs; done")
+    subprocess.run(["bash", "-c", script], check=True, cwd=ROOT, timeout=60)
+    assert json.loads(circuit(host, "peek", f"/{h}/dc/chan/jobs").stdout)["len"] == 3
+    assert circuit(host, "recv", f"/{h}/dc/chan/jobs").stdout == b"job-1\n"
+    made = circuit(host, "mkproc", f"/{h}/dc/proc/build", "--", "/bin/sh", "-c", "echo built; exit 3")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(circuit(host, "wait", f"/{h}/dc/proc/build").stdout)["exit"] == 3
+    assert circuit(host, "stdout", f"/{h}/dc/proc/build").stdout == b"built\n"
+    listing = circuit(host, "ls", "-l", f"/{h}/dc/proc", f"/{h}/dc/chan").stdout.decode()
+    assert "build  [proc: exited, exit 3]" in listing and "jobs  [chan: cap 10, 2 buffered]" in listing
+    run = json.dumps({"path": "/bin/cat"}).encode()
+    assert circuit(host, "mkproc", f"/{h}/dc/proc/cat", input=run).returncode == 0
+    assert circuit(host, "stdin", f"/{h}/dc/proc/cat", input=b"through stdin\n").returncode == 0
+    assert circuit(host, "stdout", f"/{h}/dc/proc/cat").stdout == b"through stdin\n"
+    assert circuit(host, "rm", f"/{h}/dc/proc/cat", f"/{h}/dc/proc/build").returncode == 0
+    assert circuit(host, "ls", f"/{h}/dc/proc").stdout == b""
+
+
+def test_recv_in_a_read_loop_leaves_the_loops_input_alone(host):
+    h = host.host_id
+    circuit(host, "mkchan", f"/{h}/dc/chan/loop", "5")
+    for m in ("m1", "m2"):
+        circuit(host, "send", f"/{h}/dc/chan/loop", input=m.encode())
+    script = (f"printf 'a\\nb\\n' | while read x; do {sys.executable} -m circuit.cli.main "
+              f"--data {host.daemon.data} recv /{h}/dc/chan/loop; echo \" $x\"; done")
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
+    assert out == "m1 a\nm2 b\n"
+
+
+def test_a_64_mib_message_binary_safe(host):
+    h = host.host_id
+    circuit(host, "mkchan", f"/{h}/dc/chan/big", "1")
+    message = os.urandom(64 * 1024 * 1024)
+    assert circuit(host, "send", f"/{h}/dc/chan/big", input=message, timeout=120).returncode == 0
+    got = circuit(host, "recv", f"/{h}/dc/chan/big", timeout=120)
+    assert got.returncode == 0 and got.stdout == message
+
+
+def test_stdout_streams_while_the_process_runs(host):
+    h = host.host_id
+    circuit(host, "mkproc", f"/{h}/dc/proc/slow", "--", "/bin/sh", "-c", "echo first; exec sleep 30")
+    reader = popen(host, "stdout", f"/{h}/dc/proc/slow", stdout=subprocess.PIPE)
+    assert reader.stdout.readline() == b"first\n"  # while the process still runs
+    assert json.loads(circuit(host, "peek", f"/{h}/dc/proc/slow").stdout)["phase"] == "running"
+    circuit(host, "signal", "KILL", f"/{h}/dc/proc/slow")
+    assert reader.wait(15) == 0
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_a_reader_that_gives_up_takes_nothing(host, how):
+    h, c = host.host_id, f"giveup{how.value}"
+    chan = host.daemon.root / "dc" / "chan" / c
+    circuit(host, "mkchan", f"/{h}/dc/chan/{c}", "0")
+    reader = popen(host, "recv", f"/{h}/dc/chan/{c}", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                   stdin=subprocess.DEVNULL)
+    wait_for(lambda: chan_stat(chan)["receivers_waiting"] == 1, what="the reader to block")
+    reader.send_signal(how)
+    out, _ = reader.communicate(timeout=15)
+    assert out == b"" and reader.returncode == (130 if how == signal.SIGINT else -9)
+    wait_for(lambda: chan_stat(chan)["receivers_waiting"] == 0, what="its wait to go")
+    sender = subprocess.Popen(["bash", "-c", f"echo kept > {chan}/send"])
+    assert circuit(host, "recv", f"/{h}/dc/chan/{c}").stdout == b"kept\n"
+    assert sender.wait(15) == 0
+
+
+def test_timeout_gives_up_and_takes_nothing(host):
+    h = host.host_id
+    circuit(host, "mkchan", f"/{h}/dc/chan/late", "1")
+    r = circuit(host, "recv", "--timeout", "0.3", f"/{h}/dc/chan/late")
+    assert r.returncode == 1 and b"(ETIMEDOUT)" in r.stderr
+    assert chan_stat(host.daemon.root / "dc" / "chan" / "late")["receivers_waiting"] == 0
+
+
+def test_exit_statuses_help_and_usage(host, tmp_path):
+    assert circuit(host, "recv", "--help").stdout.startswith(b"usage: circuit recv PATH")
+    assert circuit(host, "help").returncode == 0
+    assert circuit(host, "frobnicate").returncode == 2
+    assert circuit(host, "mkchan").returncode == 2
+    assert circuit(host, "recv", "/a", "/b").returncode == 2
+    none = circuit(host, "ls", "/", data=tmp_path / "no-host")
+    assert none.returncode == 1 and b"no circuit host is running" in none.stderr
+
+
+def test_no_twisted_in_a_commands_process(host):
+    """A command costs about a Python start: the command line loads no Twisted."""
+    code = ("import sys; sys.argv = ['circuit', '--data', %r, 'ls', '/']; from circuit.cli.main import main; "
+            "main(); print(sorted(m for m in sys.modules if m.startswith('twisted')))" % str(host.daemon.data))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert out.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_long_data_path_puts_the_socket_in_a_private_directory(tmp_path):
+    from helpers import start_daemon
+    data = tmp_path / ("d" * 90)
+    daemon = start_daemon(data, mount=False)
+    try:
+        r = subprocess.run([sys.executable, "-m", "circuit.cli.main", "--data", str(data / "data"), "ls", "/"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=30)
+        assert r.stdout.split() == [daemon.host_id]
+        private = Path(f"/tmp/circuit-{os.getuid()}")
+        assert private.is_dir() and private.stat().st_mode & 0o777 == 0o700
+    finally:
+        daemon.stop()
+
+
+# -- one table of refusals, through every way in ---------------------------------------------
+# (setup as shell lines in the host's directory, the operation as (circuit argv, ssh command,
+# mount shell line), the errno)
+CASES = [
+    ("mkdir dc/chan/c1 && echo 1 > dc/chan/c1/cap",  # the command line has no verb that sets cap again
+     (None, "echo 2 > {h}/dc/chan/c1/cap", "echo 2 > dc/chan/c1/cap"),
+     errno.EBUSY),
+    ("mkdir dc/chan/c0",
+     (["mkchan", "{h}/dc/chan/c0", "2"], "mkdir {h}/dc/chan/c0", "mkdir dc/chan/c0"),
+     errno.EEXIST),
+    ("mkdir dc/chan/c2",
+     (["mkchan", "{h}/dc/chan/c2b", "x"], "echo x > {h}/dc/chan/c2/cap", "echo x > dc/chan/c2/cap"),
+     errno.EINVAL),
+    ("mkdir dc/chan/c3 && echo 1 > dc/chan/c3/cap && echo > dc/chan/c3/close",
+     (["send", "{h}/dc/chan/c3"], "echo m > {h}/dc/chan/c3/send", "echo m > dc/chan/c3/send"),
+     errno.EPIPE),
+    ("mkdir dc/proc/p4",
+     (["signal", "TERM", "{h}/dc/proc/p4"], "echo TERM > {h}/dc/proc/p4/signal", "echo TERM > dc/proc/p4/signal"),
+     errno.ESRCH),
+    ("mkdir dc/proc/p5",
+     (["mkproc", "{h}/dc/proc/p5b", "--", "/no/such/program"],
+      "echo '{{\"path\": \"/no/such/program\"}}' > {h}/dc/proc/p5/run",
+      "echo '{\"path\": \"/no/such/program\"}' > dc/proc/p5/run"),
+     errno.ENOENT),
+    ("mkdir dc/proc/p6",
+     (None, "echo '{{\"path\": 5}}' > {h}/dc/proc/p6/run", "echo '{\"path\": 5}' > dc/proc/p6/run"),
+     errno.EINVAL),
+    ("true",
+     (["recv", "{h}/dc/chan/nobody"], "cat {h}/dc/chan/nobody/recv", "cat dc/chan/nobody/recv"),
+     errno.ENOENT),
+    ("true",
+     (["mkchan", "{h}/dc/chan/.bad"], "mkdir {h}/dc/chan/.bad", "mkdir dc/chan/.bad"),
+     errno.EINVAL),
+]
+
+
+@pytest.mark.parametrize("setup, ways, code", CASES)
+def test_one_table_of_refusals_through_every_way_in(host, setup, ways, code):
+    h = "/" + host.host_id
+    host.daemon.sh(setup)
+    argv, ssh_line, shell_line = ways
+    name = errno.errorcode[code]
+    if argv is not None:
+        via_cli = circuit(host, *[a.format(h=h) for a in argv])
+        assert via_cli.returncode == 1 and f"({name})".encode() in via_cli.stderr, via_cli.stderr
+    via_ssh = host.ssh(ssh_line.format(h=h))
+    assert via_ssh.returncode == 1 and f"({name})" in via_ssh.stderr, via_ssh.stderr
+    via_mount = host.daemon.sh(shell_line, check=False)
+    assert via_mount.returncode != 0 and os.strerror(code) in via_mount.stderr, via_mount.stderr
