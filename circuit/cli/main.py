@@ -8,6 +8,7 @@ USAGE = """\
 usage: circuit start [-a HOST:PORT] [-m MOUNT] [-j URL] [--sftp HOST:PORT] [--data DIR] [...]
        circuit ca init DIR
        circuit ca issue --ca DIR OUT_DIR
+       circuit ca client --ca DIR OUT_DIR [NAME]
        circuit [--data DIR] COMMAND [ARGS...]      (circuit help lists the commands)
 
   start      run a circuit host in the foreground (twistd -n -r asyncio circuit ...);
@@ -16,6 +17,8 @@ usage: circuit start [-a HOST:PORT] [-m MOUNT] [-j URL] [--sftp HOST:PORT] [--da
              or copy ca.pem and use ca issue for hosts that should not hold ca.key
   ca issue   make OUT_DIR for a host without the CA key: ca.pem plus a signing certificate
              (signer.pem, signer.key) with which it certifies itself at every start
+  ca client  make OUT_DIR with a client certificate: it may use elements on every host (PB
+             over mutual TLS), never make membership calls nor pass for a host
   COMMAND    ls, mkchan, send, recv, mkproc, wait, peek, ... run by the host started with the
              same --data (default ~/.circuit) on this machine, through its control socket;
              paths are circuit tree paths (/X.../dc/chan/NAME)
@@ -60,6 +63,11 @@ def ca(args: list[str]) -> int:
         if len(args) == 4 and args[0] == "issue" and args[1] == "--ca":
             authority.issue_signer(authority.load(args[2]), args[3])
             print(f"wrote {args[3]}: use it as that host's --ca")
+            return 0
+        if len(args) in (4, 5) and args[0] == "client" and args[1] == "--ca":
+            name = args[4] if len(args) == 5 else "client"
+            authority.issue_client(authority.load(args[2]), args[3], name)
+            print(f"wrote {args[3]}: a client's credentials (ca.pem, client.pem, client.key)")
             return 0
     except errors.CircuitError as e:
         print(f"circuit ca: {e.message}", file=sys.stderr)

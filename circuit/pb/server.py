@@ -115,16 +115,25 @@ class PeerSession(pb.Referenceable):
     def remote_hello(self):
         return wire.ok(self.node.host_id)
 
-    # -- membership ----------------------------------------------------------------------
+    # -- membership: hosts only ----------------------------------------------------------
+    def _member(self, fn) -> Deferred:
+        """Membership calls come from members: a client certificate (one that names no
+        host) is refused, so a client can never tell the cluster who is alive."""
+        if self.peer() is None:
+            log.warn("refused a membership call from a client certificate")
+            return succeed(wire.refused(errors.NotPermitted.errno,
+                                        "a client certificate may not make membership calls"))
+        return self._answer(fn)
+
     def remote_ping(self, rumours):
-        return self._answer(lambda: self.node.membership.handle_ping(wire.from_json(rumours)))
+        return self._member(lambda: self.node.membership.handle_ping(wire.from_json(rumours)))
 
     def remote_ping_req(self, target_id, target_url, rumours):
-        return self._answer(lambda: self.node.membership.handle_ping_req(
+        return self._member(lambda: self.node.membership.handle_ping_req(
             str(target_id), str(target_url), wire.from_json(rumours)))
 
     def remote_sync(self, state):
-        return self._answer(lambda: self.node.membership.handle_sync(wire.from_json(state)))
+        return self._member(lambda: self.node.membership.handle_sync(wire.from_json(state)))
 
     # -- the tree ------------------------------------------------------------------------
     @property

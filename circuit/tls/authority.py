@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -26,6 +27,9 @@ from circuit import errors
 ROOT_DAYS = 3650
 SIGNER_DAYS = 3650
 HOST_DAYS = 365
+CLIENT_DAYS = 365
+HOST_ID = re.compile(r"X[0-9a-f]{16}")
+CLIENT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
 
 
 def _now() -> datetime.datetime:
@@ -176,11 +180,53 @@ def issue_host(authority: Authority, host_id: str, days: int = HOST_DAYS,
                            authority.root_pem)
 
 
+def issue_client(authority: Authority, out_directory: str, name: str = "client",
+                 days: int = CLIENT_DAYS) -> None:
+    """A client's credentials: ``ca.pem``, ``client.pem`` and ``client.key`` in ``out_directory``.
+
+    A client certificate names no host (its DNS name is ``client.NAME``) and may
+    authenticate only as a TLS client: a host lets it use elements, never make
+    membership calls, and no host dialling a member accepts it as one.
+    """
+    if authority.signer is None:
+        raise errors.NotPermitted(f"{authority.directory} has no ca.key or signer.key to sign with")
+    if not CLIENT_NAME.fullmatch(name):
+        raise errors.Invalid(f"a client name is 1-48 of a-z 0-9 and -, not {name!r}")
+    key = _key()
+    start = _now() - datetime.timedelta(minutes=5)
+    signer = authority.signer
+    cert = (x509.CertificateBuilder()
+            .subject_name(_name(f"client {name}")).issuer_name(signer.cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(f"client.{name}")]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(signer.key, hashes.SHA256()))
+    os.makedirs(out_directory, mode=0o700, exist_ok=True)
+    _write(os.path.join(out_directory, "ca.pem"), authority.root_pem)
+    _write(os.path.join(out_directory, "client.pem"),
+           cert_pem(cert) + b"".join(cert_pem(c) for c in signer.chain))
+    _write(os.path.join(out_directory, "client.key"), key_pem(key), private=True)
+
+
 def host_id_of(cert: x509.Certificate) -> Optional[str]:
-    """The host ID a certificate names, if any."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+    """The host ID a certificate names, if it is a host's certificate (see `role_of`)."""
+    if role_of(cert) != "host":
         return None
-    names = san.get_values_for_type(x509.DNSName)
-    return names[0] if names else None
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return next(n for n in names.get_values_for_type(x509.DNSName) if HOST_ID.fullmatch(n))
+
+
+def role_of(cert: x509.Certificate) -> str:
+    """"host" for a certificate that names a host ID and may serve (a member), else
+    "client" (may use elements only).  The CA signed both; the role is in the names."""
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return "client"
+    if ExtendedKeyUsageOID.SERVER_AUTH in usage and any(
+            HOST_ID.fullmatch(n) for n in names.get_values_for_type(x509.DNSName)):
+        return "host"
+    return "client"

@@ -1,0 +1,43 @@
+"""Certificates carry a role: a client may use elements, never make membership calls."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import members, met_cluster
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from helpers import wait_for  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+
+def pb_call(kind: str, directory: Path, url: str, method: str, *args) -> dict:
+    out = subprocess.run([sys.executable, str(HERE / "pb_call.py"), kind, str(directory), url, method,
+                          json.dumps(list(args))], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_a_client_certificate_cannot_tell_the_cluster_who_is_dead(tmp_path):
+    hosts = met_cluster(tmp_path, 2)
+    a, b = next(hosts)
+    try:
+        ca = tmp_path / "ca"
+        subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca", str(ca),
+                        str(tmp_path / "me"), "tester"], check=True, capture_output=True, cwd=ROOT)
+        b_dead = json.dumps([["dead", b.host_id, b.url, 1000, ""]])
+
+        # As a client: the rumour is refused, and elements can still be used.
+        refused = pb_call("client", tmp_path / "me", a.url, "ping", b_dead)
+        assert refused["refused"][0] == 1 and "client certificate" in refused["refused"][1]  # EPERM
+        assert pb_call("client", tmp_path / "me", a.url, "sync", "[]")["refused"][0] == 1
+        assert pb_call("client", tmp_path / "me", a.url, "getattr", "dc")["ok"][0] == "dir"
+        assert members(a) == sorted([a.host_id, b.host_id])
+
+        # The same call from a member's certificate is believed: the check is what stopped it.
+        assert "ok" in pb_call("host", ca, a.url, "ping", b_dead)
+        wait_for(lambda: members(a) == [a.host_id], what="A to believe a member's rumour")
+    finally:
+        hosts.close()
