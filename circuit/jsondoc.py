@@ -13,6 +13,7 @@ from typing import Any, Optional
 from circuit import errors
 
 _INCOMPLETE = object()
+MAX_DEPTH = 32  # lists and objects inside each other: a command or clause list needs 3
 # What a write can end in the middle of: a literal, a number, a \uXXXX escape.
 _CUT_TOKEN = re.compile(r"(t(r(ue?)?)?|f(a(l(se?)?)?)?|n(u(ll?)?)?|[-+.0-9eE]+|\\?(u[0-9a-fA-F]{0,4})?)\Z")
 
@@ -41,9 +42,36 @@ def _parse(text: bytes, what: str) -> Any:
     if not s.strip():
         return _INCOMPLETE
     try:
-        return json.loads(s)
+        return _checked(json.loads(s), what)
+    except RecursionError:
+        raise errors.Invalid(f"{what}: JSON nested deeper than {MAX_DEPTH}") from None
     except json.JSONDecodeError as e:
         if (e.msg.startswith("Unterminated string") or e.pos >= len(s.rstrip())
                 or _CUT_TOKEN.match(s, e.pos)):
             return _INCOMPLETE
         raise errors.Invalid(f"{what}: not JSON: {e}")
+
+
+def _checked(document: Any, what: str, depth: int = 0) -> Any:
+    """Refuse what parses but is no document of ours: deep nesting, and strings that
+    are not text (a lone surrogate from a ``\\udXXX`` escape cannot become UTF-8)."""
+    if depth > MAX_DEPTH:
+        raise errors.Invalid(f"{what}: JSON nested deeper than {MAX_DEPTH}")
+    if isinstance(document, str):
+        _text(document, what)
+    elif isinstance(document, list):
+        for item in document:
+            _checked(item, what, depth + 1)
+    elif isinstance(document, dict):
+        for key, value in document.items():
+            _text(key, what)
+            _checked(value, what, depth + 1)
+    return document
+
+
+def _text(s: str, what: str) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.Invalid(f"{what}: a string holds a lone surrogate (\\ud800-\\udfff): "
+                             "not text") from None

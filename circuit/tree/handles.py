@@ -252,7 +252,8 @@ class MessageHandle(Handle):
 
     ``check`` sees what has been written so far at every write(2) and may refuse
     it there: bash's builtin ``echo`` ignores close(2), so write is the only
-    place it hears a refusal.  A refused write drops what was written.
+    place it hears a refusal.  A refused write drops what was written, and the
+    writes after it until the flush are refused too (see `_refuse`).
     ``check_state`` is the same for a file whose refusals do not depend on what is
     written (send, close): what was written is then never joined until the flush,
     so a 64 MiB message in hundreds of writes is copied once.
@@ -273,6 +274,7 @@ class MessageHandle(Handle):
         self._deliver = deliver
         self._limit = limit
         self._size = 0  # bytes in _pieces
+        self._refusal: Optional[errors.CircuitError] = None  # a write refused since the last flush
         self._deliver_now = deliver_now or deliver
         self._ready = ready
         if check is not None:
@@ -295,11 +297,11 @@ class MessageHandle(Handle):
 
     def write(self, offset: int, data: bytes) -> Deferred:
         # Offsets are ignored: O_APPEND on a size-0 file writes at 0 every time.
+        if self._refusal is not None:
+            return fail(self._refusal)  # the rest of a refused text is refused too
         if self._size + len(data) > self._limit:
-            self._pieces, self._size = [], 0
-            self._delivered = True  # nothing more to deliver for this open
-            return fail(errors.TooBig(f"this file takes at most {self._limit} bytes at a time; "
-                                      "nothing was delivered"))
+            return fail(self._refuse(errors.TooBig(
+                f"this file takes at most {self._limit} bytes at a time; nothing was delivered")))
         if data:
             self._pieces.append(data)
             self._size += len(data)
@@ -307,10 +309,27 @@ class MessageHandle(Handle):
             return succeed(len(data))
 
         def refused(failure):
-            self._pieces, self._size = [], 0
-            self._delivered = True  # nothing more to deliver for this open
+            if failure.check(errors.CircuitError):
+                self._refuse(failure.value)
             return failure
         return maybeDeferred(self._check).addCallbacks(lambda _: len(data), refused)
+
+    def _refuse(self, error: errors.CircuitError) -> errors.CircuitError:
+        """Drop what was written, and refuse what follows until the flush: a write that
+        fails in the middle of a text (E2BIG, or a kernel splitting one write(2) into
+        several) must not leave the text's tail to be delivered as if it were whole."""
+        self._pieces, self._size = [], 0
+        self._delivered = True  # no ": > file" empty message at release either
+        self._refusal = error
+        return error
+
+    def _refused_flush(self) -> Optional[Deferred]:
+        """The flush after a refusal delivers nothing and reports it (close(2) sees it)."""
+        if self._refusal is None:
+            return None
+        refusal, self._refusal = self._refusal, None
+        self._pieces, self._size = [], 0
+        return fail(refusal)
 
     def _written(self) -> bytes:
         if len(self._pieces) > 1:
@@ -329,12 +348,18 @@ class MessageHandle(Handle):
         return message
 
     def flush(self) -> Deferred:
+        refused = self._refused_flush()
+        if refused is not None:
+            return refused
         message = self._message()
         if message is None:
             return succeed(None)
         return maybeDeferred(self._deliver, message)
 
     def try_flush(self) -> Deferred:
+        refused = self._refused_flush()
+        if refused is not None:
+            return refused
         message = self._message()
         if message is None:
             return succeed(None)

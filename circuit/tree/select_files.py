@@ -15,9 +15,14 @@ def _parse(text: bytes) -> list[tuple[str, str]]:
     return _clauses(jsondoc.parse(text, "select"))
 
 
+MAX_CLAUSES = 1000  # each clause waits on its file: a bound on what one select may hold
+
+
 def _clauses(clauses) -> list[tuple[str, str]]:
     if not isinstance(clauses, list) or not clauses:
         raise errors.Invalid('select: want a JSON list like [{"op": "r", "file": "chan/c/recv"}]')
+    if len(clauses) > MAX_CLAUSES:
+        raise errors.TooBig(f"select: {len(clauses)} clauses; a select takes at most {MAX_CLAUSES}")
     parsed = []
     for i, c in enumerate(clauses):
         if not isinstance(c, dict) or set(c) != {"op", "file"}:

@@ -189,3 +189,23 @@ def test_the_root_and_a_host_itself_cannot_be_changed(host):
     assert _errno_of(lambda: os.rename(m / me / "fs", m / "elsewhere")) == errno.EACCES
     assert _errno_of(lambda: os.utime(m, (0, 0))) == errno.EPERM
     assert sorted(os.listdir(m)) == [me] and (m / me / "dc").is_dir()  # nothing changed
+
+
+def test_deep_nesting_lone_surrogates_and_too_much_are_refused_cleanly(host, names):
+    """Odd JSON is EINVAL and too much is E2BIG, each with a line in error, never EIO, never a
+    traceback in the log; the element is left as it was."""
+    p = host.root / "dc" / "proc" / names("p")
+    s = host.root / "dc" / "select" / names("s")
+    host.sh(f"mkdir {p} {s}")
+    for target, bad, code, says in [
+            (p / "run", b"[" * 100000, errno.EINVAL, "nested deeper"),
+            (p / "run", b'{"path": "/bin/echo", "args": ["\\udc80"]}', errno.EINVAL, "lone surrogate"),
+            (s / "select", json.dumps([{"op": "r", "file": "chan/x/recv"}] * 1001).encode(), errno.E2BIG,
+             "at most 1000"),
+            (p / "run", b'{"path": "/bin/echo", "args": ["' + b"a" * (2 << 20) + b'"]}', errno.E2BIG,
+             "at most 1048576 bytes")]:
+        assert _errno_of(_write(target, bad)) == code, says
+        assert says in (target.parent / "error").read_text()
+    assert json.loads((p / "stat").read_text())["phase"] == "created"
+    assert json.loads((s / "stat").read_text())["state"] == "idle"
+    assert "Traceback" not in host.log.read_text()

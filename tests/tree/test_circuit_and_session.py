@@ -138,7 +138,8 @@ def test_a_write_past_the_bound_is_refused_and_delivers_nothing(circuit):
     h = session.file(fh).handle
     value(h.write(0, b"1"))
     assert failure(h.write(1, b" " * MAX_CONTROL), errors.TooBig).errno == errno.E2BIG
-    value(h.flush())
+    failure(h.write(2, b"2"), errors.TooBig)  # the text's tail is refused too
+    failure(h.flush(), errors.TooBig)  # close(2) hears it; nothing is delivered
     value(session.release(fh))
     assert value(value(circuit.open((me, "dc", "chan", "c", "cap"), READ, Caller())).read(0, 100)) == b""
     assert "(E2BIG)" in circuit.host(me).last_error("chan", "c")
