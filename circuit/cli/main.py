@@ -45,10 +45,22 @@ def stderr_logger():
 
 
 def start(args: list[str]) -> int:
-    from twisted.scripts.twistd import run
+    """twistd in the foreground, handed the circuit service maker itself: plugin discovery
+    does not find twisted/plugins/ under an editable install (pip install -e .)."""
+    from twisted.application.service import ServiceMaker
+    from twisted.scripts import twistd
+
+    maker = ServiceMaker("circuit", "circuit.tap",
+                         "A circuit host: processes, channels and selects as a file tree", "circuit")
+
+    class Options(twistd.ServerOptions):
+        @staticmethod
+        def _getPlugins(interface, package=None):
+            return [maker] if interface.__name__ == "IServiceMaker" else []
+
     sys.argv = ["twistd", "--nodaemon", "--reactor=asyncio", "--pidfile=",
                 "--logger=circuit.cli.main.stderr_logger", "circuit", *args]
-    run()
+    twistd.app.run(twistd.runApp, Options)
     return 0
 
 

@@ -22,6 +22,23 @@ def test_twistd_plugin_runs_the_host(tmp_path):
     assert not is_mounted(d.mount)
 
 
+def test_circuit_start_needs_no_plugin_discovery(tmp_path):
+    """Under an editable install (pip install -e .) twistd's discovery does not see
+    twisted/plugins/: circuit start hands twistd its service maker itself."""
+    import sys
+    code = ("import twisted.plugin as p; found = p.getPlugins; "
+            "p.getPlugins = lambda i, package=None: iter(()) if i.__name__ == 'IServiceMaker' "
+            "else found(i, package); "
+            "from circuit.cli.main import main; main(['start', '--data', %r])" % str(tmp_path / "d"))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout.readline().startswith(b"circuit://"), proc.stderr.read1()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+
+
 def test_each_start_is_a_new_host(tmp_path):
     first = start_daemon(tmp_path / "a")
     first.stop()
