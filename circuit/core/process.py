@@ -6,6 +6,7 @@ point (a running process is killed first).
 from __future__ import annotations
 
 import os
+import shutil
 import signal as _signal
 import time
 from typing import Callable, Optional
@@ -18,6 +19,17 @@ from circuit import errors
 from circuit.core.command import Command
 from circuit.core.output import Output
 from circuit.core.waiters import WaiterSet
+
+# A host's processes must not outlive it, even killed -9: each starts under setpriv
+# (util-linux), which asks the kernel to SIGKILL it when the host's thread that
+# started it dies (PR_SET_PDEATHSIG), then execs the program in the same process.
+_SETPRIV = shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
+
+
+def _tied_to_host(executable: str, args: list) -> tuple[str, list]:
+    if _SETPRIV is None:
+        return executable, [executable] + args
+    return _SETPRIV, ["setpriv", "--pdeathsig", "KILL", "--", executable] + args
 
 CREATED, RUNNING, EXITED = "created", "running", "exited"
 
@@ -156,9 +168,9 @@ class Process:
         # processExited called) inside spawnProcess itself.
         self.command, self.phase, self.started = command, RUNNING, self._clock()
         try:
-            transport = self._reactor.spawnProcess(
-                _Pipes(self), executable, [command.path] + command.args,
-                env=environment, path=command.dir)
+            program, argv = _tied_to_host(executable, command.args)
+            transport = self._reactor.spawnProcess(_Pipes(self), program, argv, env=environment,
+                                                   path=command.dir)
         except (OSError, ValueError) as e:
             self.command, self.phase, self.started = None, CREATED, None
             raise errors.CircuitError(f"run: could not start {command.path}: {getattr(e, 'strerror', None) or e}")

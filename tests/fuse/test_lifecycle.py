@@ -110,3 +110,22 @@ def test_logs_go_to_a_pipe(tmp_path):
     assert b"circuit host circuit://" in said
     # Signalled the moment its URL showed, it still shut down cleanly (its handlers were in).
     assert b"Received SIGTERM, shutting down." in said
+
+
+def test_a_host_killed_9_takes_its_processes_with_it(tmp_path):
+    d = start_daemon(tmp_path)
+    try:
+        d.sh("mkdir dc/proc/long && echo '{\"path\": \"/bin/sleep\", \"args\": [\"300\"]}' > dc/proc/long/run")
+        pid = json.loads(d.sh("cat dc/proc/long/stat").stdout)["pid"]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[:2] == [b"/bin/sleep", b"300"]  # the program itself runs
+    finally:
+        d.stop(signal.SIGKILL)
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(") ")[1].startswith("Z")  # killed, not yet reaped
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+    wait_for(gone, 10, what="the host's process to die with it")
