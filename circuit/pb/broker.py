@@ -1,7 +1,11 @@
 """What both ends of a peer connection share: the jelly security and the tuned broker."""
 from __future__ import annotations
 
+from OpenSSL import SSL
+from twisted.logger import Logger
 from twisted.spread import jelly, pb
+
+log = Logger("circuit.pb")
 
 
 def strict_security() -> jelly.SecurityOptions:
@@ -15,10 +19,40 @@ def strict_security() -> jelly.SecurityOptions:
     return security
 
 
+def tls_refusal(reason) -> str:
+    """What a failed TLS handshake says, or "" for any other lost connection."""
+    if reason is not None and reason.check(SSL.Error):
+        errors = reason.value.args[0] if reason.value.args else []
+        said = "; ".join(e[-1] for e in errors if isinstance(e, tuple) and e and e[-1])
+        return said or str(reason.value)
+    return ""
+
+
 class Broker(pb.Broker):
-    """Small request/answer messages: no Nagle delay (40 ms with delayed ACKs), and keepalive."""
+    """Small request/answer messages: no Nagle delay (40 ms with delayed ACKs), and keepalive.
+
+    A connection lost to a refused TLS handshake (a certificate from another CA, none, an
+    expired one) is said so on both sides: logged here, and told to a dialling factory
+    that waits for the connection (`lost_before_ready`), instead of a silent timeout."""
+
+    ready = False
 
     def connectionMade(self):
         super().connectionMade()
         self.transport.setTcpNoDelay(True)
         self.transport.setTcpKeepAlive(True)
+
+    def connectionReady(self):
+        self.ready = True
+        super().connectionReady()
+
+    def connectionLost(self, reason):
+        refusal = tls_refusal(reason)
+        if refusal and not self.ready:
+            peer = getattr(self.transport, "getPeer", lambda: None)()
+            log.warn("TLS handshake with {peer} failed: {why} (is it of this cluster's CA?)",
+                     peer=f"{peer.host}:{peer.port}" if hasattr(peer, "host") else "?", why=refusal)
+        lost = getattr(self.factory, "lost_before_ready", None)
+        if lost is not None and not self.ready:
+            lost(reason, refusal)
+        super().connectionLost(reason)

@@ -48,6 +48,14 @@ class _Factory(pb.PBClientFactory):
         if not self.ready.called:
             self.ready.callback(broker)
 
+    def lost_before_ready(self, reason, tls_refusal: str) -> None:
+        if not self.ready.called:
+            if tls_refusal:
+                self.ready.errback(errors.NotPermitted(
+                    f"the TLS handshake failed: {tls_refusal} (is that host of this cluster's CA?)"))
+            else:
+                self.ready.errback(reason)
+
 
 class Peers:
     def __init__(self, reactor, credentials, on_lost: Optional[Callable[[str], None]] = None):
