@@ -24,6 +24,8 @@ def host_key(data_dir: str) -> keys.Key:
         fd = os.open(path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(path + ".new", path)  # never half a key
     return keys.Key.fromFile(path)
 

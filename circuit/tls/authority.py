@@ -73,9 +73,15 @@ def _ca_certificate(subject: x509.Name, key, issuer: x509.Name, issuer_key, path
 
 
 def _write(path: str, data: bytes, private: bool = False) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    """Whole or not at all: written beside, synced, then renamed over (a crash never
+    leaves half a key)."""
+    partial = path + ".new"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
 
 
 @dataclass
