@@ -32,6 +32,8 @@ FORBIDDEN = {
     "pb": {"circuit.fuse", "circuit.ssh", "circuit.cli", "circuit.commands"},
     "commands": {"circuit.fuse", "circuit.ssh", "circuit.pb", "circuit.cli", "circuit.core",
                  "circuit.service", "circuit.control"},
+    "client": {"circuit.fuse", "circuit.ssh", "circuit.cli", "circuit.core", "circuit.service",
+               "circuit.control"},
     "control": {"circuit.fuse", "circuit.ssh", "circuit.pb", "circuit.cli", "circuit.core"},
 }
 LIBRARY_HOMES = {"pyfuse3": {"fuse"}, "twisted.conch": {"ssh", "tls"}, "twisted.spread": {"pb"}}

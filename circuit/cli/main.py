@@ -9,7 +9,7 @@ usage: circuit start [-a HOST:PORT] [-m MOUNT] [-j URL] [--sftp HOST:PORT] [--da
        circuit ca init DIR
        circuit ca issue --ca DIR OUT_DIR
        circuit ca client --ca DIR OUT_DIR [NAME]
-       circuit [--data DIR] COMMAND [ARGS...]      (circuit help lists the commands)
+       circuit [--data DIR] [--url URL] COMMAND [ARGS...]   (circuit help lists the commands)
 
   start      run a circuit host in the foreground (twistd -n -r asyncio circuit ...);
              circuit start --help lists every option
@@ -21,7 +21,9 @@ usage: circuit start [-a HOST:PORT] [-m MOUNT] [-j URL] [--sftp HOST:PORT] [--da
              over mutual TLS), never make membership calls nor pass for a host
   COMMAND    ls, mkchan, send, recv, mkproc, wait, peek, ... run by the host started with the
              same --data (default ~/.circuit) on this machine, through its control socket;
-             paths are circuit tree paths (/X.../dc/chan/NAME)
+             paths are circuit tree paths (/X.../dc/chan/NAME).  With --url URL (or
+             $CIRCUIT_URL) from any machine instead, over PB with the client certificate in
+             --data (circuit ca client makes one): slower to start (it loads Twisted)
 """
 
 
@@ -92,19 +94,20 @@ def client(argv: list[str]) -> int:
     """A command run by the local host (circuit.cli.client): no Twisted loaded here."""
     import os
     data = os.path.expanduser("~/.circuit")
+    url = os.environ.get("CIRCUIT_URL") or None
     while argv and argv[0].startswith("--"):
         option = argv[0]
-        if option == "--data" and len(argv) > 1:
-            data, argv = argv[1], argv[2:]
-        elif option.startswith("--data="):
-            data, argv = option.split("=", 1)[1], argv[1:]
-        elif option in ("--url", "-u") or option.startswith("--url="):
-            print("circuit: --url (reaching a host from a machine without one) needs the Python "
-                  "client over PB, which is not built yet; run the command on a host's machine",
-                  file=sys.stderr)
-            return 2
+        if option in ("--data", "--url") and len(argv) > 1:
+            value, argv = argv[1], argv[2:]
+        elif option.startswith(("--data=", "--url=")):
+            option, value = option.split("=", 1)
+            argv = argv[1:]
         else:
             break
+        if option == "--data":
+            data = value
+        else:
+            url = value
     if not argv:
         print(USAGE, file=sys.stderr, end="")
         return 2
@@ -120,6 +123,9 @@ def client(argv: list[str]) -> int:
     if "--help" in argv[1:] or "-h" in argv[1:]:
         print(usage(name).replace("usage: ", "usage: circuit ", 1), end="")
         return 0
+    if url is not None:  # no host of our own to ask: the Python client, over PB
+        from circuit.cli.remote import run as run_remote
+        return run_remote(argv, url, data)
     from circuit.cli.client import NoHost, run
     try:
         return run(argv, data)

@@ -186,14 +186,11 @@ def issue_host(authority: Authority, host_id: str, days: int = HOST_DAYS,
                            authority.root_pem)
 
 
-def issue_client(authority: Authority, out_directory: str, name: str = "client",
-                 days: int = CLIENT_DAYS) -> None:
-    """A client's credentials: ``ca.pem``, ``client.pem`` and ``client.key`` in ``out_directory``.
-
-    A client certificate names no host (its DNS name is ``client.NAME``) and may
-    authenticate only as a TLS client: a host lets it use elements, never make
-    membership calls, and no host dialling a member accepts it as one.
-    """
+def client_credentials(authority: Authority, name: str = "client",
+                       days: int = CLIENT_DAYS) -> "HostCredentials":
+    """A new key and client certificate: it names no host (its DNS name is
+    ``client.NAME``) and may authenticate only as a TLS client, so a host lets it use
+    elements, never make membership calls, and no host dialling a member accepts it."""
     if authority.signer is None:
         raise errors.NotPermitted(f"{authority.directory} has no ca.key or signer.key to sign with")
     if not CLIENT_NAME.fullmatch(name):
@@ -209,11 +206,19 @@ def issue_client(authority: Authority, out_directory: str, name: str = "client",
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(f"client.{name}")]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(signer.key, hashes.SHA256()))
+    return HostCredentials(key_pem(key), cert_pem(cert), [cert_pem(c) for c in signer.chain],
+                           authority.root_pem)
+
+
+def issue_client(authority: Authority, out_directory: str, name: str = "client",
+                 days: int = CLIENT_DAYS) -> None:
+    """A client's credentials in ``out_directory``: ``ca.pem``, ``client.pem`` (with the
+    signer's certificate after it, if any) and ``client.key``."""
+    creds = client_credentials(authority, name, days)
     os.makedirs(out_directory, mode=0o700, exist_ok=True)
-    _write(os.path.join(out_directory, "ca.pem"), authority.root_pem)
-    _write(os.path.join(out_directory, "client.pem"),
-           cert_pem(cert) + b"".join(cert_pem(c) for c in signer.chain))
-    _write(os.path.join(out_directory, "client.key"), key_pem(key), private=True)
+    _write(os.path.join(out_directory, "ca.pem"), creds.root_pem)
+    _write(os.path.join(out_directory, "client.pem"), creds.cert_pem + b"".join(creds.chain_pem))
+    _write(os.path.join(out_directory, "client.key"), creds.key_pem, private=True)
 
 
 def host_id_of(cert: x509.Certificate) -> Optional[str]:

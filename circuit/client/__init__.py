@@ -1,0 +1,267 @@
+"""The Python client: the circuit from a program, over PB with mutual TLS, as Deferreds.
+
+    from circuit.client import connect
+    c = yield connect("circuit://10.0.0.1:7700/X...", data="~/.circuit")
+    host = (yield c.hosts())[0]
+    ch = yield host.mkchan("jobs", cap=10)
+    yield ch.send(b"job-1"); msg = yield ch.recv()
+    p = yield host.mkproc("build", path="/usr/bin/make", args=["-C", "/src"])
+    status = yield p.wait()
+
+A client holds what a host holds of its peers: a `Circuit` whose hosts are
+`RemoteHostTree`s, dialled with a client certificate.  Its operations are the
+command layer's (`circuit.commands.verbs`), the very code the command line and
+``ssh HOST COMMAND`` run, here on the client's own side of the connection: a
+receive is confirmed by the client only once its Deferred is still wanted, so a
+cancelled ``recv()`` takes nothing.  Errors are `circuit.errors` (each an errno
+and one line).  `circuit.client.blocking` wraps all of this for plain scripts.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from circuit import errors
+from circuit.client.credentials import load_credentials
+from circuit.commands import verbs
+from circuit.interfaces import ICaller
+from circuit.pb.peers import Peers, parse_url
+from circuit.pb.remote_tree import RemoteHostTree
+from circuit.tree.circuit import Circuit
+from circuit.tree.session import Session
+
+log = Logger("circuit.client")
+
+__all__ = ["connect", "Client", "Host", "Chan", "Proc"]
+
+
+@implementer(ICaller)
+class _Program:
+    """The client program: there as long as it is connected."""
+
+    def __init__(self, client: "Client"):
+        self._client = client
+
+    def alive(self) -> bool:
+        return not self._client.closed
+
+
+def connect(url: str, data: str = "~/.circuit", reactor=None) -> Deferred:
+    """Deferred[Client] connected to the cluster through the host at ``url``.
+
+    Credentials come from ``data``: ``client.pem``, ``client.key`` and ``ca.pem``
+    (made with ``circuit ca client``), or a host's own data directory, whose CA
+    (or signer) signs a client certificate for this connection."""
+    if reactor is None:
+        from twisted.internet import reactor
+    client = Client(reactor, url, load_credentials(os.path.expanduser(data)))
+    return ensureDeferred(client._start())
+
+
+class Client:
+    def __init__(self, reactor, url: str, credentials):
+        _, _, host_id = parse_url(url)
+        self.reactor = reactor
+        self.url = url
+        self.closed = False
+        self.peers = Peers(reactor, credentials)
+        self.circuit = Circuit(started=reactor.seconds())
+        self.session = Session(self.circuit)
+        self.caller = _Program(self)
+        self._first = RemoteHostTree(self.peers, host_id, url)
+        self._events: Optional[Deferred] = None
+
+    async def _start(self) -> "Client":
+        self.circuit.add_host(self._first, url=self.url, local=True)  # "first" in host lists
+        members = await self.run(["cat", f"/{self._first.host_id}/sys/members"])
+        for line in members.decode().split():
+            self._joined(parse_url(line)[2], line)
+        self._events = self._follow()
+        return self
+
+    # -- membership, as the first host tells it -------------------------------------------
+    def _joined(self, host_id: str, url: str) -> None:
+        if host_id != self._first.host_id:
+            self.circuit.add_host(RemoteHostTree(self.peers, host_id, url), url=url)
+
+    def _follow(self) -> Deferred:
+        """Read the first host's sys/events for as long as the client lives."""
+        buffer = bytearray()
+
+        def out(data: bytes) -> None:
+            buffer.extend(data)
+            while b"\n" in buffer:
+                line, _, rest = bytes(buffer).partition(b"\n")
+                buffer[:] = rest
+                event = json.loads(line)
+                if "joined" in event:
+                    self._joined(event["joined"], event.get("url", ""))
+                elif "left" in event:
+                    self.circuit.remove_host(event["left"])
+                    self.peers.disconnect(event["left"])
+        d = self.stream(["events"], out)
+
+        def ended(result):
+            if not self.closed:
+                log.warn("the client stopped hearing of hosts joining and leaving: {why}", why=result)
+        return d.addBoth(ended)
+
+    # -- running the command layer ------------------------------------------------------------
+    def _context(self, out, stdin: Optional[bytes] = None):
+        errs: list = []
+        feed = verbs.Stdin()
+        if stdin is not None:
+            if stdin:
+                feed.data(stdin)
+            feed.eof()
+        ctx = verbs.Context(self.circuit, self.session, self.caller, out=out, err=errs.append,
+                            stdin=feed, clock=self.reactor)
+
+        def run(argv: list) -> Deferred:
+            return verbs.run_argv(ctx, argv).addCallback(lambda status: _raise_first(ctx, status, errs))
+        return run
+
+    def run(self, argv: list, stdin: Optional[bytes] = None) -> Deferred:
+        """Deferred[bytes]: what one command of the command layer writes; its first
+        refusal raised as the circuit error it was."""
+        out: list = []
+        return self._context(out.append, stdin)(argv).addCallback(lambda _: b"".join(out))
+
+    def stream(self, argv: list, deliver) -> Deferred:
+        """Run a command whose output is a stream (stdout, events): ``deliver(bytes)`` as it
+        comes; the Deferred fires at its end.  Cancel it to stop."""
+        return self._context(deliver)(argv)
+
+    # -- the API -------------------------------------------------------------------------------
+    def hosts(self) -> Deferred:
+        """Deferred[list[Host]]: the live hosts, the one this client dialled first."""
+        return succeed([Host(self, h) for h in self.circuit.host_ids()])
+
+    def host(self, host_id: str) -> "Host":
+        self.circuit.host(host_id)  # NotFound / HostDown now, not at the first call
+        return Host(self, host_id)
+
+    def events(self, deliver) -> Deferred:
+        """Membership events as they happen: ``deliver(dict)`` for each.  Cancel to stop."""
+        buffer = bytearray()
+
+        def out(data: bytes) -> None:
+            buffer.extend(data)
+            while b"\n" in buffer:
+                line, _, rest = bytes(buffer).partition(b"\n")
+                buffer[:] = rest
+                deliver(json.loads(line))
+        return self.stream(["events"], out)
+
+    def close(self) -> None:
+        """Cancel what is waiting, release what is open, hang up."""
+        self.closed = True
+        self.session.close()
+        if self._events is not None:
+            self._events.cancel()
+        self.peers.disconnect_all()
+
+
+def _raise_first(ctx, status: int, errs: list):
+    if ctx.failed:
+        raise ctx.failed[0]
+    if status != 0:
+        raise errors.Invalid((b"".join(errs).decode(errors="replace").strip()) or f"exit status {status}")
+    return status
+
+
+class Host:
+    def __init__(self, client: Client, host_id: str):
+        self.client = client
+        self.id = host_id
+
+    def __repr__(self) -> str:
+        return f"<Host {self.id}>"
+
+    def _path(self, kind: str, name: str) -> str:
+        return f"/{self.id}/dc/{kind}/{name}"
+
+    def ls(self, kind: str) -> Deferred:
+        """Deferred[list[str]]: the names of this host's elements of ``kind`` (proc, chan, select)."""
+        return self.client.run(["ls", f"/{self.id}/dc/{kind}"]).addCallback(lambda out: out.decode().split())
+
+    def mkchan(self, name: str, cap: int = 0) -> Deferred:
+        path = self._path("chan", name)
+        return self.client.run(["mkchan", path, str(cap)]).addCallback(lambda _: Chan(self.client, path))
+
+    def chan(self, name: str) -> "Chan":
+        return Chan(self.client, self._path("chan", name))
+
+    def mkproc(self, name: str, path: str, args: tuple = (), env: Optional[list] = None,
+               dir: Optional[str] = None, scrub: bool = False) -> Deferred:
+        command: dict = {"path": path, "args": list(args)}
+        if env is not None:
+            command["env"] = list(env)
+        if dir is not None:
+            command["dir"] = dir
+        if scrub:
+            command["scrub"] = True
+        element = self._path("proc", name)
+        return self.client.run(["mkproc", element], stdin=json.dumps(command).encode()).addCallback(
+            lambda _: Proc(self.client, element))
+
+    def proc(self, name: str) -> "Proc":
+        return Proc(self.client, self._path("proc", name))
+
+
+class _Element:
+    def __init__(self, client: Client, path: str):
+        self.client = client
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path}>"
+
+    def stat(self) -> Deferred:
+        """Deferred[dict]: the element's stat."""
+        return self.client.run(["peek", self.path]).addCallback(json.loads)
+
+    def remove(self) -> Deferred:
+        return self.client.run(["rm", self.path]).addCallback(lambda _: None)
+
+
+class Chan(_Element):
+    def send(self, message: bytes) -> Deferred:
+        """Fires once the channel took the message (buffered, or a receiver has it)."""
+        return self.client.run(["send", self.path], stdin=message).addCallback(lambda _: None)
+
+    def recv(self) -> Deferred:
+        """Deferred[bytes]: one message.  Cancelling it takes nothing."""
+        return self.client.run(["recv", self.path])
+
+    def close(self) -> Deferred:
+        return self.client.run(["close", self.path]).addCallback(lambda _: None)
+
+
+class Proc(_Element):
+    def wait(self) -> Deferred:
+        """Deferred[dict]: the exit record, once the process has exited."""
+        return self.client.run(["wait", self.path]).addCallback(json.loads)
+
+    def signal(self, name: str) -> Deferred:
+        return self.client.run(["signal", str(name), self.path]).addCallback(lambda _: None)
+
+    def stdout(self) -> Deferred:
+        """Deferred[bytes]: the whole standard output, once the process has ended it."""
+        return self.client.run(["stdout", self.path])
+
+    def stderr(self) -> Deferred:
+        return self.client.run(["stderr", self.path])
+
+    def stream_stdout(self, deliver) -> Deferred:
+        """``deliver(bytes)`` as the process writes; fires when its output ends."""
+        return self.client.stream(["stdout", self.path], deliver)
+
+    def write_stdin(self, data: bytes) -> Deferred:
+        """Write ``data`` to the process's stdin and close it."""
+        return self.client.run(["stdin", self.path], stdin=data).addCallback(lambda _: None)
