@@ -1,0 +1,140 @@
+"""The Python client and ``circuit --url`` against two real hosts, with a client certificate."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from helpers import chan_stat, make_ca, start_daemon, wait_for  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Hosts A and B (mounted, for checking state), and a client's credentials."""
+    tmp = tmp_path_factory.mktemp("client")
+    ca = make_ca(tmp / "ca")
+    a = start_daemon(tmp / "a", "--ca", str(ca))
+    b = start_daemon(tmp / "b", "--ca", str(ca), "-j", a.url)
+    for h in (a, b):
+        wait_for(lambda: len(list(h.mount.iterdir())) == 2, what="the two to meet")
+    me = tmp / "me"
+    subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca", str(ca), str(me)],
+                   check=True, capture_output=True, cwd=ROOT)
+    yield a, b, me
+    b.stop()
+    a.stop()
+
+
+def script(body: str, *, url: str, data: Path, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    """A plain Python script using the blocking client, as a user would write it."""
+    code = "from circuit.client.blocking import connect\nfrom circuit import errors\n" + \
+        f"c = connect({url!r}, data={str(data)!r})\n" + textwrap.dedent(body)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, **kw)
+
+
+def test_the_issues_python_session_across_hosts(cluster):
+    a, b, me = cluster
+    r = script(f"""
+        hosts = c.hosts()
+        assert [h.id for h in hosts] == [{a.host_id!r}, {b.host_id!r}], hosts
+        host = c.host({b.host_id!r})
+        ch = host.mkchan("jobs", cap=10)
+        ch.send(b"job-1")
+        ch.send(b"")
+        print(ch.recv(), ch.recv(), ch.stat()["received"])
+        p = host.mkproc("build", path="/bin/sh", args=["-c", "echo built; exit 3"])
+        print(p.wait()["exit"], p.stdout())
+        try:
+            host.chan("nobody").recv()
+        except errors.NotFound as e:
+            print("refused", e.errno)
+        try:
+            host.mkchan("jobs")
+        except errors.CircuitError as e:
+            print("refused", e.errno)
+        big = bytes(range(256)) * (64 * 4096)
+        ch.send(big)
+        print(ch.recv() == big)
+        c.close()
+    """, url=a.url, data=me)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["b'job-1' b'' 2", "3 b'built\\n'", f"refused {errno.ENOENT}",
+                                     f"refused {errno.EEXIST}", "True"]
+    assert (b.root / "dc" / "chan" / "jobs").is_dir()  # made on B, seen through B's own mount
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_a_client_that_gives_up_takes_nothing(cluster, how):
+    a, b, me = cluster
+    name = f"giveup{how.value}"
+    chan = b.root / "dc" / "chan" / name
+    b.sh(f"mkdir dc/chan/{name} && echo 0 > dc/chan/{name}/cap")
+    reader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        from circuit.client.blocking import connect
+        c = connect({a.url!r}, data={str(me)!r})
+        print(c.host({b.host_id!r}).chan({name!r}).recv())
+    """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    wait_for(lambda: chan_stat(chan)["receivers_waiting"] == 1, 30, what="the client to block")
+    reader.send_signal(how)
+    out, _ = reader.communicate(timeout=15)
+    assert out == b""
+    wait_for(lambda: chan_stat(chan)["receivers_waiting"] == 0, what="its wait to go")
+    sender = subprocess.Popen(["bash", "-c", f"echo kept > {chan}/send"])
+    assert (chan / "recv").read_text() == "kept\n"
+    assert sender.wait(15) == 0
+
+
+def test_the_command_line_with_url_from_a_machine_without_a_host(cluster, tmp_path):
+    a, b, me = cluster
+    cli = [sys.executable, "-m", "circuit.cli.main", "--url", a.url, "--data", str(me)]
+    assert subprocess.run(cli + ["mkchan", f"/{b.host_id}/dc/chan/url", "1"], cwd=ROOT).returncode == 0
+    sent = subprocess.run(cli + ["send", f"/{b.host_id}/dc/chan/url"], input=b"via url", cwd=ROOT)
+    assert sent.returncode == 0
+    got = subprocess.run(cli + ["recv", f"/{b.host_id}/dc/chan/url"], capture_output=True, cwd=ROOT)
+    assert got.stdout == b"via url"
+    listed = subprocess.run(cli + ["ls", "/"], capture_output=True, text=True, cwd=ROOT)
+    assert listed.stdout.split() == [a.host_id, b.host_id]
+    refused = subprocess.run(cli + ["recv", f"/{b.host_id}/dc/chan/none"], capture_output=True, text=True,
+                             cwd=ROOT)
+    assert refused.returncode == 1 and "(ENOENT)" in refused.stderr
+    # With $CIRCUIT_URL, and a data directory with no credentials: one clear line.
+    env = dict(os.environ, CIRCUIT_URL=a.url)
+    none = subprocess.run([sys.executable, "-m", "circuit.cli.main", "--data", str(tmp_path), "ls", "/"],
+                          capture_output=True, text=True, cwd=ROOT, env=env)
+    assert none.returncode == 1 and "no client credentials" in none.stderr
+
+
+def test_a_dead_host_is_ehostdown_not_a_hang(tmp_path):
+    ca = make_ca(tmp_path / "ca")
+    a = start_daemon(tmp_path / "a", "--ca", str(ca))
+    b = start_daemon(tmp_path / "b", "--ca", str(ca), "-j", a.url)
+    try:
+        wait_for(lambda: len(list(a.mount.iterdir())) == 2, what="the two to meet")
+        b.sh("mkdir dc/chan/w && echo 0 > dc/chan/w/cap")
+        subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca", str(ca),
+                        str(tmp_path / "me")], check=True, capture_output=True, cwd=ROOT)
+        reader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+            from circuit.client.blocking import connect
+            from circuit import errors
+            c = connect({a.url!r}, data={str(tmp_path / "me")!r})
+            try:
+                c.host({b.host_id!r}).chan("w").recv()
+            except errors.CircuitError as e:
+                print(type(e).__name__, e.errno)
+        """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        chan = b.root / "dc" / "chan" / "w"
+        wait_for(lambda: chan_stat(chan)["receivers_waiting"] == 1, 30, what="the client to block")
+        b.stop(signal.SIGKILL)
+        out, err = reader.communicate(timeout=30)
+        assert out.strip() == f"HostDown {errno.EHOSTDOWN}", err
+    finally:
+        a.stop()
