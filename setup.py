@@ -7,13 +7,14 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["circuit", "circuit.*"]) + ["twisted.plugins"],
     package_data={"twisted": ["plugins/circuit_plugin.py"]},
+    # A host with a mount needs pyfuse3 (and libfuse3): the "fuse" extra.  Without it,
+    # circuit runs as a client (circuit.client, circuit --url) or a host without -m.
     install_requires=[
         "twisted[conch,tls]>=24.7",
-        "pyfuse3>=3.3",
         "pyopenssl",
         "service-identity",
         "automat",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
+    extras_require={"fuse": ["pyfuse3>=3.3"], "test": ["pytest", "pytest-timeout", "hypothesis"]},
     entry_points={"console_scripts": ["circuit = circuit.cli.main:main"]},
 )

@@ -94,7 +94,11 @@ class CircuitService(MultiService):
         self._control_port = None
         self.fuse = None
         if settings.mount:
-            from circuit.fuse.mount import FuseMount  # pyfuse3 only when mounting
+            try:
+                from circuit.fuse.mount import FuseMount  # pyfuse3 only when mounting
+            except ImportError as e:
+                raise errors.NotFound(f"mounting needs pyfuse3 and libfuse3 ({e}): "
+                                      "pip install 'circuit[fuse]', or start without -m")
             self.fuse = FuseMount(self.circuit, settings.mount, reactor,
                                   allow_other=settings.allow_other,
                                   max_requests=settings.max_fuse_requests,
