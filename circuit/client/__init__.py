@@ -37,7 +37,7 @@ from circuit.tree.session import Session
 
 log = Logger("circuit.client")
 
-__all__ = ["connect", "Client", "Host", "Chan", "Proc"]
+__all__ = ["connect", "Client", "Host", "Chan", "Proc", "Select"]
 
 
 @implementer(ICaller)
@@ -213,6 +213,17 @@ class Host:
     def proc(self, name: str) -> "Proc":
         return Proc(self.client, self._path("proc", name))
 
+    def mkselect(self, name: str, clauses: list) -> Deferred:
+        """Make and arm a select over ``clauses``: ("r", FILE) or ("w", FILE) pairs, FILE a tree
+        path (or relative to this host's dc/)."""
+        element = self._path("select", name)
+        words = [f"{op}:{file}" for op, file in clauses]
+        return self.client.run(["mkselect", element, *words]).addCallback(
+            lambda _: Select(self.client, element))
+
+    def select(self, name: str) -> "Select":
+        return Select(self.client, self._path("select", name))
+
 
 class _Element:
     def __init__(self, client: Client, path: str):
@@ -241,6 +252,23 @@ class Chan(_Element):
 
     def close(self) -> Deferred:
         return self.client.run(["close", self.path]).addCallback(lambda _: None)
+
+
+class Select(_Element):
+    def wait(self) -> Deferred:
+        """Deferred[dict]: which clause committed ({"clause": N, "file": "read.N"}, ...)."""
+        return self.client.run(["wait", self.path]).addCallback(json.loads)
+
+    def read(self, n: int) -> Deferred:
+        """Deferred[bytes]: what committed read clause ``n`` took."""
+        return self.client.run(["cat", f"{self.path}/read.{n}"])
+
+    def write(self, n: int, message: bytes) -> Deferred:
+        """Make committed write clause ``n``'s send."""
+        return self.client.run(["put", f"{self.path}/write.{n}"], stdin=message).addCallback(lambda _: None)
+
+    def abort(self) -> Deferred:
+        return self.client.run(["put", f"{self.path}/abort"], stdin=b"abort\n").addCallback(lambda _: None)
 
 
 class Proc(_Element):

@@ -78,7 +78,7 @@ class _Blocking:
 
 
 def _wrapped(value):
-    if isinstance(value, (_client.Client, _client.Host, _client.Chan, _client.Proc)):
+    if isinstance(value, (_client.Client, _client.Host, _client.Chan, _client.Proc, _client.Select)):
         return _Blocking(value)
     if isinstance(value, list):
         return [_wrapped(v) for v in value]

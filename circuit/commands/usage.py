@@ -15,8 +15,13 @@ VERBS = {
     "stdin": ("PATH", "stream standard input into a process's stdin; end of file closes it"),
     "stdout": ("PATH", "stream a process's standard output from its start (blocks until it ends)"),
     "stderr": ("PATH", "stream a process's standard error from its start"),
-    "wait": ("PATH", "wait for a process to exit and print its exit record (JSON)"),
+    "wait": ("PATH", "wait for a process to exit and print its exit record (JSON); for a select, "
+                     "wait for it to commit and print which clause did"),
     "signal": ("SIGNAL PATH", "send a signal (TERM, KILL, 9, ...) to a running process"),
+    "mkselect": ("PATH CLAUSE...", "make a select (dc/select/NAME) over clauses r:FILE or w:FILE "
+                                   "(FILE a tree path, or relative to the host's dc/), and arm it"),
+    "put": ("FILE", "write standard input into any file (cap, run, signal, a select's write.N ...): "
+                    "one delivery"),
     "rm": ("[-f] [-r] PATH...", "remove elements (a running process is killed first) or fs/ files"),
     "events": ("", "membership changes as they happen, one JSON line each (until interrupted)"),
     "cat": ("PATH... | cat > PATH", "read files; or write standard input into one (one delivery)"),
@@ -29,7 +34,7 @@ VERBS = {
 }
 
 # Commands that may wait, and so take --timeout SECONDS.
-WAITING = {"recv", "send", "stdout", "stderr", "wait", "events", "cat", "stdin"}
+WAITING = {"recv", "send", "stdout", "stderr", "wait", "events", "cat", "stdin", "put"}
 
 
 def usage(name: str) -> str:

@@ -433,6 +433,44 @@ async def _mkproc(ctx: Context, args: list) -> None:
     await ctx.each("mkproc", [rest[0]], mkproc)
 
 
+async def _wait(ctx: Context, args: list) -> None:
+    text, = _exactly("wait", args, 1)
+
+    async def wait(_):
+        path = _element(ctx, text)
+        if path[2] not in ("proc", "select"):
+            raise errors.Invalid(f"{text}: wait is for a process or a select")
+        await read_file(ctx, path + ("waitexit" if path[2] == "proc" else "wait",))
+    await ctx.each("wait", [text], wait)
+
+
+async def _mkselect(ctx: Context, args: list) -> None:
+    _, rest = _options(args, "")
+    if len(rest) < 2:
+        raise Usage(usage("mkselect").splitlines()[0])
+    clauses = []
+    for c in rest[1:]:
+        op, _, file = c.partition(":")
+        if op not in ("r", "w") or not file:
+            raise Usage(f"a clause is r:FILE or w:FILE, not {c!r}")
+        clauses.append({"op": op, "file": file})
+
+    async def mkselect(_):
+        path = _element(ctx, rest[0], "select")
+        await ctx.call(ctx.circuit.mkdir(path))
+        try:
+            await write_file(ctx, path + ("select",), False, _one(json.dumps(clauses).encode()))
+        except errors.CircuitError:
+            await ctx.call(ctx.circuit.rmdir(path))  # a refused clause leaves nothing behind
+            raise
+    await ctx.each("mkselect", [rest[0]], mkselect)
+
+
+async def _put(ctx: Context, args: list) -> None:
+    text, = _exactly("put", args, 1)
+    await ctx.each("put", [text], lambda p: write_file(ctx, p, False, ctx.stdin.chunks()))
+
+
 async def _stdin(ctx: Context, args: list) -> None:
     text, = _exactly("stdin", args, 1)
     await ctx.each("stdin", [text], lambda p: write_file(
@@ -454,8 +492,8 @@ async def _events(ctx: Context, args: list) -> None:
 _PLAIN = {"ls": _ls, "mkdir": _mkdir, "rmdir": _rmdir, "rm": _rm, "stat": _stat, "true": _true,
           "help": _help, "peek": _peek, "mkchan": _mkchan, "send": _send, "close": _close,
           "recv": _reader("recv", "chan", "recv"), "stdout": _reader("stdout", "proc", "stdout"),
-          "stderr": _reader("stderr", "proc", "stderr"), "wait": _reader("wait", "proc", "waitexit"),
-          "mkproc": _mkproc, "stdin": _stdin, "signal": _signal, "events": _events}
+          "stderr": _reader("stderr", "proc", "stderr"), "wait": _wait,
+          "mkselect": _mkselect, "put": _put, "mkproc": _mkproc, "stdin": _stdin, "signal": _signal, "events": _events}
 _WRITING = {"cat": _cat, "echo": _echo}
 assert set(_PLAIN) | set(_WRITING) == set(VERBS)
 

@@ -193,3 +193,19 @@ def test_one_table_of_refusals_through_every_way_in(host, setup, ways, code):
     assert via_ssh.returncode == 1 and f"({name})" in via_ssh.stderr, via_ssh.stderr
     via_mount = host.daemon.sh(shell_line, check=False)
     assert via_mount.returncode != 0 and os.strerror(code) in via_mount.stderr, via_mount.stderr
+
+
+def test_a_select_from_the_command_line(host):
+    h = host.host_id
+    for c in ("sa", "sb"):
+        circuit(host, "mkchan", f"/{h}/dc/chan/{c}", "0")
+    made = circuit(host, "mkselect", f"/{h}/dc/select/s", "r:chan/sa/recv", f"w:/{h}/dc/chan/sb/send")
+    assert made.returncode == 0, made.stderr
+    reader = popen(host, "recv", f"/{h}/dc/chan/sb", stdout=subprocess.PIPE)  # makes clause 1 ready
+    committed = json.loads(circuit(host, "wait", f"/{h}/dc/select/s").stdout)
+    assert committed == {"clause": 1, "file": "write.1"}
+    assert circuit(host, "put", f"/{h}/dc/select/s/write.1", input=b"chosen").returncode == 0
+    assert reader.communicate(timeout=15)[0] == b"chosen"
+    bad = circuit(host, "mkselect", f"/{h}/dc/select/bad", "r:chan/none/recv")
+    assert bad.returncode == 1 and b"(EINVAL)" in bad.stderr
+    assert circuit(host, "ls", f"/{h}/dc/select").stdout.split() == [b"s"]  # nothing left behind

@@ -61,6 +61,11 @@ def test_the_issues_python_session_across_hosts(cluster):
             host.mkchan("jobs")
         except errors.CircuitError as e:
             print("refused", e.errno)
+        other = host.mkchan("other", cap=1)
+        s = host.mkselect("s", [("r", "chan/jobs/recv"), ("r", "chan/other/recv")])
+        other.send(b"picked")
+        committed = s.wait()
+        print(committed["clause"], s.read(committed["clause"]))
         big = bytes(range(256)) * (64 * 4096)
         ch.send(big)
         print(ch.recv() == big)
@@ -68,7 +73,7 @@ def test_the_issues_python_session_across_hosts(cluster):
     """, url=a.url, data=me)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["b'job-1' b'' 2", "3 b'built\\n'", f"refused {errno.ENOENT}",
-                                     f"refused {errno.EEXIST}", "True"]
+                                     f"refused {errno.EEXIST}", "1 b'picked'", "True"]
     assert (b.root / "dc" / "chan" / "jobs").is_dir()  # made on B, seen through B's own mount
 
 
