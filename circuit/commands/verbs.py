@@ -216,10 +216,12 @@ async def write_file(ctx: Context, path: tuple, append: bool, chunks) -> None:
     number = await ctx.session.open(path, flags, ctx.caller)
     try:
         handle = ctx.session.file(number).handle
-        offset = 0
+        offset, wrote = 0, False
         async for data in chunks:
             await ctx.call(handle.write(offset, data))
-            offset += len(data)
+            offset, wrote = offset + len(data), True
+        if not wrote:  # no input at all: the empty message, delivered (and refused) at the flush
+            await ctx.call(handle.write(0, b""))
         await ctx.call(handle.flush())
     finally:
         await ctx.session.release(number)

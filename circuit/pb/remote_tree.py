@@ -294,14 +294,15 @@ class RemoteHandle(Handle):
 
     def write(self, offset: int, data: bytes) -> Deferred:
         self._written = True
-        pieces = [data[i: i + wire.MAX_CHUNK] for i in range(0, len(data), wire.MAX_CHUNK)]
+        # An empty write travels too: it says "the empty message" to the owner's flush.
+        pieces = [data[i: i + wire.MAX_CHUNK] for i in range(0, len(data), wire.MAX_CHUNK)] or [b""]
         if not self._wrote_once:
             # The first write(2) waits for the owner's check, so that a refusal reaches it
             # (bash's builtin echo ignores close(2)); later ones go behind, up to BEHIND
             # unanswered, and a refusal among them reaches the next write or the close.
             self._wrote_once = True
             writes = [self._ask("write", self._hid, offset + i * wire.MAX_CHUNK, p)
-                      for i, p in enumerate(pieces)] or [succeed(0)]
+                      for i, p in enumerate(pieces)]
             return gatherResults(writes, consumeErrors=True).addCallbacks(
                 lambda _: len(data), lambda f: f.value.subFailure)
         if self._behind_error is not None:

@@ -275,6 +275,7 @@ class MessageHandle(Handle):
         self._limit = limit
         self._size = 0  # bytes in _pieces
         self._refusal: Optional[errors.CircuitError] = None  # a write refused since the last flush
+        self._wrote = False  # a write since the last flush (an empty one counts)
         self._deliver_now = deliver_now or deliver
         self._ready = ready
         if check is not None:
@@ -305,6 +306,7 @@ class MessageHandle(Handle):
         if data:
             self._pieces.append(data)
             self._size += len(data)
+        self._wrote = True  # even nothing: an empty write(...) then flush sends the empty message
         if self._check is None:
             return succeed(len(data))
 
@@ -318,7 +320,7 @@ class MessageHandle(Handle):
         """Drop what was written, and refuse what follows until the flush: a write that
         fails in the middle of a text (E2BIG, or a kernel splitting one write(2) into
         several) must not leave the text's tail to be delivered as if it were whole."""
-        self._pieces, self._size = [], 0
+        self._pieces, self._size, self._wrote = [], 0, False
         self._delivered = True  # no ": > file" empty message at release either
         self._refusal = error
         return error
@@ -328,7 +330,7 @@ class MessageHandle(Handle):
         if self._refusal is None:
             return None
         refusal, self._refusal = self._refusal, None
-        self._pieces, self._size = [], 0
+        self._pieces, self._size, self._wrote = [], 0, False
         return fail(refusal)
 
     def _written(self) -> bytes:
@@ -341,8 +343,9 @@ class MessageHandle(Handle):
         if self._kept is not None:
             message, self._kept = self._kept, None
             return message
-        if not self._pieces:
+        if not self._pieces and not self._wrote:
             return None
+        self._wrote = False
         message, self._pieces, self._size = self._written(), [], 0
         self._delivered = True
         return message
@@ -376,7 +379,7 @@ class MessageHandle(Handle):
     def release(self) -> Deferred:
         # Only a flush delivers (every close(2) through a mount is one).  What is still
         # here was never flushed, or its attempt never went: its writer gave up.
-        left = self._kept is not None or bool(self._pieces)
+        left = self._kept is not None or bool(self._pieces) or self._wrote
         self._kept, self._pieces, self._size = None, [], 0
         if self._truncate and not self._delivered and not left:
             self._delivered = True  # ": > file": the empty message

@@ -1,5 +1,6 @@
 """The ``circuit`` command line against a real host, and one table of refusals through every
-way in: the mount (the shell's own tools), the command line, and ssh HOST COMMAND."""
+way in: the mount (the shell's own tools), the command line (through the local host, and through
+the Python client over PB with --url), and ssh HOST COMMAND."""
 import errno
 import json
 import os
@@ -187,8 +188,12 @@ def test_one_table_of_refusals_through_every_way_in(host, setup, ways, code):
     argv, ssh_line, shell_line = ways
     name = errno.errorcode[code]
     if argv is not None:
-        via_cli = circuit(host, *[a.format(h=h) for a in argv])
+        words = [a.format(h=h) for a in argv]
+        via_cli = circuit(host, *words)
         assert via_cli.returncode == 1 and f"({name})".encode() in via_cli.stderr, via_cli.stderr
+        # The same through the Python client over PB (circuit --url), from "another machine".
+        via_client = circuit(host, "--url", host.daemon.url, *words)
+        assert via_client.returncode == 1 and f"({name})".encode() in via_client.stderr, via_client.stderr
     via_ssh = host.ssh(ssh_line.format(h=h))
     assert via_ssh.returncode == 1 and f"({name})" in via_ssh.stderr, via_ssh.stderr
     via_mount = host.daemon.sh(shell_line, check=False)
