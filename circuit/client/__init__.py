@@ -114,11 +114,10 @@ class Client:
     # -- running the command layer ------------------------------------------------------------
     def _context(self, out, stdin: Optional[bytes] = None):
         errs: list = []
-        feed = verbs.Stdin()
-        if stdin is not None:
-            if stdin:
-                feed.data(stdin)
-            feed.eof()
+        feed = verbs.Stdin()  # a command's whole input, given at once (none: empty)
+        if stdin:
+            feed.data(stdin)
+        feed.eof()
         ctx = verbs.Context(self.circuit, self.session, self.caller, out=out, err=errs.append,
                             stdin=feed, clock=self.reactor)
 
