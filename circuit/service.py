@@ -185,8 +185,8 @@ class CircuitService(MultiService):
             leaving.addTimeout(1.0, self.reactor)
             try:
                 yield leaving
-            except Exception:
-                pass
+            except Exception as e:  # the others then notice the departure by probing
+                log.info("leaving the cluster was not acknowledged in time: {why}", why=e)
         yield super().stopService()
         for kind in list(self.host.elements):
             for name in list(self.host.elements[kind]):

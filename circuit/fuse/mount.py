@@ -105,8 +105,8 @@ class FuseMount(Service):
         pyfuse3.terminate()
         try:
             await Deferred.fromFuture(asyncio.ensure_future(self._main))
-        except Exception:
-            pass
+        except Exception as e:  # the loop's own failure was logged by _ended
+            log.info("the FUSE loop ended with {error!r}", error=e)
         pyfuse3.close(unmount=True)
         self.ops.session.close()  # what no RELEASE came for: messages not confirmed go back
         self._unwatch()

@@ -82,7 +82,8 @@ class PeerSession(pb.Referenceable):
         if self.peer_id is None:
             try:
                 cert = self.broker.transport.getPeerCertificate()
-            except Exception:
+            except (AttributeError, OSError) as e:  # no TLS transport (gone, or a test's)
+                log.info("no peer certificate on this connection: {why!r}", why=e)
                 cert = None
             if cert is not None:
                 self.peer_id = host_id_of(cert.to_cryptography() if hasattr(cert, "to_cryptography")
