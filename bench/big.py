@@ -28,7 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from cluster import host_id, start_host  # noqa: E402
-from local import machine, write_section  # noqa: E402
+from local import report  # noqa: E402
 
 BEGIN = "<!-- big: begin (written by bench/big.py; edits inside are replaced) -->"
 END = "<!-- big: end -->"
@@ -159,26 +159,10 @@ def main(argv=None) -> int:
     for size, m, peak in rows:
         lines.append(f"| {size} | {m['pipe']:.3f} s | " + " | ".join(
             cell(size, m[k], m["pipe"]) for k in ("send1", "recv1", "sendx", "recvx")) + f" | {peak:.0f} MiB |")
-    facts = "\n".join(f"| {k} | {v} |" for k, v in machine())
-    text = f"""{BEGIN}
-
-Produced by (from the repository root, as root or a user who may mount FUSE):
-
-    {command}
-
-Medians of {args.rounds} rounds; the whole run took {elapsed:.0f} s on {time.strftime('%Y-%m-%d')}.
-Each cell: seconds, throughput, and the ratio to the pipe moving the same bytes in the same run.
-
-| machine | |
-|---|---|
-{facts}
-
-{chr(10).join(lines)}
-
-{END}"""
-    print(text)
-    if args.write:
-        write_section(args.write, BEGIN, END, text)
+    how = (f"Medians of {args.rounds} rounds; the whole run took {elapsed:.0f} s on "
+           f"{time.strftime('%Y-%m-%d')}.\nEach cell: seconds, throughput, and the ratio to the pipe moving the same "
+           "bytes in the same run.")
+    report(BEGIN, END, command, how, lines, args.write)
     return 0
 
 

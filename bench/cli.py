@@ -26,7 +26,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from local import Daemon, machine, write_section  # noqa: E402
+from local import Daemon, report  # noqa: E402
 
 BEGIN = "<!-- cli: begin (written by bench/cli.py; edits inside are replaced) -->"
 END = "<!-- cli: end -->"
@@ -89,26 +89,9 @@ def main(argv=None) -> int:
                                  ("mkrm", "`circuit mkchan` + `circuit rm`", 2)]:
         per = med[key] / commands
         rows.append(f"| {label} | {med[key] * 1e3:.1f} ms | {per * 1e3:.1f} ms | {per / py:.2f}x |")
-    facts = "\n".join(f"| {k} | {v} |" for k, v in machine())
-    text = f"""{BEGIN}
-
-Produced by (from the repository root):
-
-    {command}
-
-Medians of {args.rounds} rounds of {args.n} processes; the whole run took {elapsed:.0f} s on
-{time.strftime('%Y-%m-%d')}.
-
-| machine | |
-|---|---|
-{facts}
-
-{chr(10).join(rows)}
-
-{END}"""
-    print(text)
-    if args.write:
-        write_section(args.write, BEGIN, END, text)
+    how = (f"Medians of {args.rounds} rounds of {args.n} processes; the whole run took {elapsed:.0f} s "
+           f"on {time.strftime('%Y-%m-%d')}.")
+    report(BEGIN, END, command, how, rows, args.write, where="with a host it may start")
     return 0
 
 

@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from cluster import bare_pb, host_id, start_host  # noqa: E402
-from local import machine, write_section  # noqa: E402
+from local import report  # noqa: E402
 
 BEGIN = "<!-- client: begin (written by bench/client.py; edits inside are replaced) -->"
 END = "<!-- client: end -->"
@@ -159,26 +159,9 @@ def main(argv=None) -> int:
         rows.append(f"| {label} | {med[key] * 1e3:.3f} ms | {med[key] / bare:.2f}x | {go} |")
     rows.append(f"| `circuit --url URL ls /`, whole process | {med['cli'] * 1e3:.0f} ms | "
                 f"{med['cli'] / med['python']:.1f}x `python -c pass` | 9-13 ms |")
-    facts = "\n".join(f"| {k} | {v} |" for k, v in machine())
-    text = f"""{BEGIN}
-
-Produced by (from the repository root, as root or a user who may mount FUSE):
-
-    {command}
-
-Medians over {args.rounds} rounds (each round: the median of {args.n} operations); the whole run
-took {elapsed:.0f} s on {time.strftime('%Y-%m-%d')}.
-
-| machine | |
-|---|---|
-{facts}
-
-{chr(10).join(rows)}
-
-{END}"""
-    print(text)
-    if args.write:
-        write_section(args.write, BEGIN, END, text)
+    how = (f"Medians over {args.rounds} rounds (each round: the median of {args.n} operations); the "
+           f"whole run took {elapsed:.0f} s on {time.strftime('%Y-%m-%d')}.")
+    report(BEGIN, END, command, how, rows, args.write)
     return 0
 
 

@@ -581,6 +581,19 @@ the rest.  Only the part between the "measured" markers below is rewritten.
 """
 
 
+def report(begin: str, end: str, command: str, how: str, rows: list, write: str | None,
+           where: str = "as root or a user who may mount FUSE") -> str:
+    """A benchmark's markdown block (how it was made, the machine, its table), printed, and
+    put into ``write`` between its markers when asked."""
+    facts = "\n".join(f"| {k} | {v} |" for k, v in machine())
+    text = (f"{begin}\n\nProduced by (from the repository root, {where}):\n\n    {command}\n\n{how}\n\n"
+            f"| machine | |\n|---|---|\n{facts}\n\n" + "\n".join(rows) + f"\n\n{end}")
+    print(text)
+    if write:
+        write_section(write, begin, end, text)
+    return text
+
+
 def write_section(path: str, begin: str, end: str, block: str, heading: str = "") -> None:
     """Put ``block`` (which starts with ``begin`` and ends with ``end``) into the markdown file
     at ``path`` in place of the one there, or at its end under ``heading``."""

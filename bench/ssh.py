@@ -30,7 +30,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from local import Daemon, machine, write_section  # noqa: E402
+from local import Daemon, report  # noqa: E402
 
 BEGIN = "<!-- ssh: begin (written by bench/ssh.py; edits inside are replaced) -->"
 END = "<!-- ssh: end -->"
@@ -136,27 +136,10 @@ def main(argv=None) -> int:
         row("multiplexed `ssh HOST cat .../recv`", "mux_cat", "mux_true", "multiplexed `true`"),
         row("local mount: send + recv", "local", "mux_cat", "multiplexed `cat recv`"),
     ]
-    facts = "\n".join(f"| {k} | {v} |" for k, v in machine())
-    text = f"""{BEGIN}
-
-Produced by (from the repository root, as root or a user who may mount FUSE):
-
-    {command}
-
-Medians of {args.rounds} rounds of {args.n} operations; the whole run took {elapsed:.0f} s on
-{time.strftime('%Y-%m-%d')}.  The OpenSSH client is {subprocess.run(['ssh', '-V'], capture_output=True,
-text=True).stderr.strip()}.
-
-| machine | |
-|---|---|
-{facts}
-
-{chr(10).join(rows)}
-
-{END}"""
-    print(text)
-    if args.write:
-        write_section(args.write, BEGIN, END, text)
+    how = (f"Medians of {args.rounds} rounds of {args.n} operations; the whole run took {elapsed:.0f} s "
+           f"on {time.strftime('%Y-%m-%d')}.  The OpenSSH client is "
+           f"{subprocess.run(['ssh', '-V'], capture_output=True, text=True).stderr.strip()}.")
+    report(BEGIN, END, command, how, rows, args.write)
     return 0
 
 

@@ -91,20 +91,13 @@ class Client:
 
     def _follow(self) -> Deferred:
         """Read the first host's sys/events for as long as the client lives."""
-        buffer = bytearray()
-
-        def out(data: bytes) -> None:
-            buffer.extend(data)
-            while b"\n" in buffer:
-                line, _, rest = bytes(buffer).partition(b"\n")
-                buffer[:] = rest
-                event = json.loads(line)
-                if "joined" in event:
-                    self._joined(event["joined"], event.get("url", ""))
-                elif "left" in event:
-                    self.circuit.remove_host(event["left"])
-                    self.peers.disconnect(event["left"])
-        d = self.stream(["events"], out)
+        def heard(event: dict) -> None:
+            if "joined" in event:
+                self._joined(event["joined"], event.get("url", ""))
+            elif "left" in event:
+                self.circuit.remove_host(event["left"])
+                self.peers.disconnect(event["left"])
+        d = self.events(heard)
 
         def ended(result):
             if not self.closed:
@@ -149,7 +142,7 @@ class Client:
         """Membership events as they happen: ``deliver(dict)`` for each.  Cancel to stop."""
         buffer = bytearray()
 
-        def out(data: bytes) -> None:
+        def out(data: bytes) -> None:  # JSON lines, however the stream cuts them
             buffer.extend(data)
             while b"\n" in buffer:
                 line, _, rest = bytes(buffer).partition(b"\n")

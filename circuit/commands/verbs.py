@@ -372,21 +372,25 @@ async def _peek(ctx: Context, args: list) -> None:
     await ctx.each("peek", [text], lambda p: read_file(ctx, _element(ctx, text) + ("stat",)))
 
 
+async def _make(ctx: Context, path: tuple, file: str, content: bytes) -> None:
+    """Make an element and write its first file (cap, run, select); refused, it is removed
+    again, so a bad make leaves nothing behind."""
+    await ctx.call(ctx.circuit.mkdir(path))
+    try:
+        await write_file(ctx, path + (file,), False, _one(content))
+    except errors.CircuitError:
+        await ctx.call(ctx.circuit.rmdir(path))
+        raise
+
+
 async def _mkchan(ctx: Context, args: list) -> None:
     _, rest = _options(args, "")
     if len(rest) not in (1, 2):
         raise Usage(usage("mkchan").splitlines()[0])
     cap = rest[1] if len(rest) == 2 else "0"
 
-    async def mkchan(_):
-        path = _element(ctx, rest[0], "chan")
-        await ctx.call(ctx.circuit.mkdir(path))
-        try:
-            await write_file(ctx, path + ("cap",), False, _one(cap.encode() + b"\n"))
-        except errors.CircuitError:
-            await ctx.call(ctx.circuit.rmdir(path))  # a bad cap leaves nothing behind
-            raise
-    await ctx.each("mkchan", [rest[0]], mkchan)
+    await ctx.each("mkchan", [rest[0]], lambda _: _make(
+        ctx, _element(ctx, rest[0], "chan"), "cap", cap.encode() + b"\n"))
 
 
 async def _send(ctx: Context, args: list) -> None:
@@ -426,12 +430,7 @@ async def _mkproc(ctx: Context, args: list) -> None:
             command = json.dumps({"path": program[0], "args": program[1:]}).encode()
         else:
             command = await ctx.stdin.whole()
-        await ctx.call(ctx.circuit.mkdir(path))
-        try:
-            await write_file(ctx, path + ("run",), False, _one(command))
-        except errors.CircuitError:
-            await ctx.call(ctx.circuit.rmdir(path))  # a bad command leaves nothing behind
-            raise
+        await _make(ctx, path, "run", command)
     await ctx.each("mkproc", [rest[0]], mkproc)
 
 
@@ -457,15 +456,8 @@ async def _mkselect(ctx: Context, args: list) -> None:
             raise Usage(f"a clause is r:FILE or w:FILE, not {c!r}")
         clauses.append({"op": op, "file": file})
 
-    async def mkselect(_):
-        path = _element(ctx, rest[0], "select")
-        await ctx.call(ctx.circuit.mkdir(path))
-        try:
-            await write_file(ctx, path + ("select",), False, _one(json.dumps(clauses).encode()))
-        except errors.CircuitError:
-            await ctx.call(ctx.circuit.rmdir(path))  # a refused clause leaves nothing behind
-            raise
-    await ctx.each("mkselect", [rest[0]], mkselect)
+    await ctx.each("mkselect", [rest[0]], lambda _: _make(
+        ctx, _element(ctx, rest[0], "select"), "select", json.dumps(clauses).encode()))
 
 
 async def _put(ctx: Context, args: list) -> None:
