@@ -81,14 +81,24 @@ class Stdin:
     the first time a command reads it (the command line sends input only then, so a
     ``circuit recv`` in a ``while read`` loop does not eat the loop's input)."""
 
-    def __init__(self, wanted: Callable[[], None] = lambda: None):
+    FULL = 4 * 1024 * 1024  # held and not yet read: past it the client is asked to pause
+
+    def __init__(self, wanted: Callable[[], None] = lambda: None,
+                 pause: Callable[[], None] = lambda: None, resume: Callable[[], None] = lambda: None):
         self._chunks: list = []
         self._ended = False
         self._waiting: Optional[Deferred] = None
         self._wanted: Optional[Callable[[], None]] = wanted
+        self._held = 0
+        self._paused = False
+        self._pause, self._resume = pause, resume
 
     def data(self, data: bytes) -> None:
         self._chunks.append(data)
+        self._held += len(data)
+        if self._held > self.FULL and not self._paused:
+            self._paused = True
+            self._pause()  # a command slower than its input (a process's stdin) holds only so much
         self._wake()
 
     def eof(self) -> None:
@@ -107,7 +117,14 @@ class Stdin:
         while not self._chunks and not self._ended:
             self._waiting = Deferred()
             await self._waiting
-        return self._chunks.pop(0) if self._chunks else b""
+        if not self._chunks:
+            return b""
+        chunk = self._chunks.pop(0)
+        self._held -= len(chunk)
+        if self._paused and self._held <= self.FULL // 2:
+            self._paused = False
+            self._resume()
+        return chunk
 
     async def chunks(self):
         while True:

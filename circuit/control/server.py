@@ -35,7 +35,8 @@ class ControlProtocol(Protocol):
         self.circuit = circuit
         self.clock = clock
         self.session = Session(circuit, max_files=MAX_FILES)
-        self.stdin = verbs.Stdin(wanted=self._want_input)
+        self.stdin = verbs.Stdin(wanted=self._want_input, pause=lambda: self.transport.pauseProducing(),
+                                 resume=lambda: self.transport.resumeProducing())
         self.running: Optional[Deferred] = None
         self.gone = False
         self._buffer = bytearray()
