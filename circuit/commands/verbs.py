@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -191,13 +192,19 @@ def _exactly(name: str, args: list, n: int) -> list:
     return rest
 
 
-def _element(ctx: Context, text: str, kind: Optional[str] = None) -> tuple:
-    """The path of an element (``/X.../dc/KIND/NAME``), of ``kind`` if given."""
-    path = ctx.path(text)
-    if len(path) != 4 or path[1] != "dc" or path[2] not in KINDS or (kind and path[2] != kind):
-        want = f"dc/{kind}/NAME" if kind else "dc/KIND/NAME"
-        raise errors.Invalid(f"{text} is not an element's path (/X.../{want})")
-    return path
+def _is_element(path: tuple) -> bool:
+    return len(path) == 4 and path[1] == "dc" and path[2] in KINDS
+
+
+async def _on_element(ctx: Context, name: str, text: str, kind: Optional[str], fn) -> None:
+    """``fn(path)`` for the element ``text`` names (``/X.../dc/KIND/NAME``, of ``kind`` if
+    given); a path that names none, or any refusal of ``fn``, is reported as the command's."""
+    def checked(path: tuple):
+        if not _is_element(path) or (kind and path[2] != kind):
+            want = f"dc/{kind}/NAME" if kind else "dc/KIND/NAME"
+            raise errors.Invalid(f"{text} is not an element's path (/X.../{want})")
+        return fn(path)
+    await ctx.each(name, [text], checked)
 
 
 # -- reading and writing files -------------------------------------------------------------
@@ -274,7 +281,7 @@ async def _ls(ctx: Context, args: list) -> None:
         if "l" not in flags:
             return name
         text = ls_line(name, attr)
-        if len(path) == 4 and path[1] == "dc" and path[2] in KINDS and attr.kind == "dir":
+        if _is_element(path) and attr.kind == "dir":
             try:  # an element: its kind and state
                 record = json.loads(await read_whole(ctx, path + ("stat",)))
                 text += f"  [{path[2]}: {_state(path[2], record)}]"
@@ -346,8 +353,7 @@ async def _rm(ctx: Context, args: list) -> None:
         try:
             attr = await ctx.call(ctx.circuit.getattr(path))
             if attr.kind == "dir":
-                element = len(path) == 4 and path[1] == "dc" and path[2] in KINDS
-                if not element and not flags & {"r", "R"}:
+                if not _is_element(path) and not flags & {"r", "R"}:
                     raise errors.IsDirectory(f"{shown(path)} is a directory (rm -r removes an empty one)")
                 await ctx.call(ctx.circuit.rmdir(path))
             else:
@@ -361,7 +367,6 @@ async def _rm(ctx: Context, args: list) -> None:
 
 
 async def _stat(ctx: Context, args: list) -> None:
-    import time
     _, paths = _options(args, "")
 
     async def stat(path: tuple) -> None:
@@ -386,7 +391,7 @@ async def _help(ctx: Context, args: list) -> None:
 # -- element verbs ---------------------------------------------------------------------------
 async def _peek(ctx: Context, args: list) -> None:
     text, = _exactly("peek", args, 1)
-    await ctx.each("peek", [text], lambda p: read_file(ctx, _element(ctx, text) + ("stat",)))
+    await _on_element(ctx, "peek", text, None, lambda e: read_file(ctx, e + ("stat",)))
 
 
 async def _make(ctx: Context, path: tuple, file: str, content: bytes) -> None:
@@ -406,27 +411,26 @@ async def _mkchan(ctx: Context, args: list) -> None:
         raise Usage(usage("mkchan").splitlines()[0])
     cap = rest[1] if len(rest) == 2 else "0"
 
-    await ctx.each("mkchan", [rest[0]], lambda _: _make(
-        ctx, _element(ctx, rest[0], "chan"), "cap", cap.encode() + b"\n"))
+    await _on_element(ctx, "mkchan", rest[0], "chan", lambda e: _make(ctx, e, "cap", cap.encode() + b"\n"))
 
 
 async def _send(ctx: Context, args: list) -> None:
     text, = _exactly("send", args, 1)
-    await ctx.each("send", [text], lambda p: write_file(
-        ctx, _element(ctx, text, "chan") + ("send",), False, ctx.stdin.chunks()))
+    await _on_element(ctx, "send", text, "chan",
+                      lambda e: write_file(ctx, e + ("send",), False, ctx.stdin.chunks()))
 
 
 def _reader(name: str, kind: str, file: str):
     async def verb(ctx: Context, args: list) -> None:
         text, = _exactly(name, args, 1)
-        await ctx.each(name, [text], lambda p: read_file(ctx, _element(ctx, text, kind) + (file,)))
+        await _on_element(ctx, name, text, kind, lambda e: read_file(ctx, e + (file,)))
     return verb
 
 
 async def _close(ctx: Context, args: list) -> None:
     text, = _exactly("close", args, 1)
-    await ctx.each("close", [text], lambda p: write_file(
-        ctx, _element(ctx, text, "chan") + ("close",), False, _one(b"\n")))
+    await _on_element(ctx, "close", text, "chan",
+                      lambda e: write_file(ctx, e + ("close",), False, _one(b"\n")))
 
 
 async def _mkproc(ctx: Context, args: list) -> None:
@@ -441,25 +445,23 @@ async def _mkproc(ctx: Context, args: list) -> None:
     if len(rest) != 1:
         raise Usage(usage("mkproc").splitlines()[0])
 
-    async def mkproc(_):
-        path = _element(ctx, rest[0], "proc")
+    async def mkproc(path: tuple):
         if program is not None:
             command = json.dumps({"path": program[0], "args": program[1:]}).encode()
         else:
             command = await ctx.stdin.whole()
         await _make(ctx, path, "run", command)
-    await ctx.each("mkproc", [rest[0]], mkproc)
+    await _on_element(ctx, "mkproc", rest[0], "proc", mkproc)
 
 
 async def _wait(ctx: Context, args: list) -> None:
     text, = _exactly("wait", args, 1)
 
-    async def wait(_):
-        path = _element(ctx, text)
+    async def wait(path: tuple):
         if path[2] not in ("proc", "select"):
             raise errors.Invalid(f"{text}: wait is for a process or a select")
         await read_file(ctx, path + ("waitexit" if path[2] == "proc" else "wait",))
-    await ctx.each("wait", [text], wait)
+    await _on_element(ctx, "wait", text, None, wait)
 
 
 async def _mkselect(ctx: Context, args: list) -> None:
@@ -473,8 +475,8 @@ async def _mkselect(ctx: Context, args: list) -> None:
             raise Usage(f"a clause is r:FILE or w:FILE, not {c!r}")
         clauses.append({"op": op, "file": file})
 
-    await ctx.each("mkselect", [rest[0]], lambda _: _make(
-        ctx, _element(ctx, rest[0], "select"), "select", json.dumps(clauses).encode()))
+    await _on_element(ctx, "mkselect", rest[0], "select",
+                      lambda e: _make(ctx, e, "select", json.dumps(clauses).encode()))
 
 
 async def _put(ctx: Context, args: list) -> None:
@@ -484,14 +486,14 @@ async def _put(ctx: Context, args: list) -> None:
 
 async def _stdin(ctx: Context, args: list) -> None:
     text, = _exactly("stdin", args, 1)
-    await ctx.each("stdin", [text], lambda p: write_file(
-        ctx, _element(ctx, text, "proc") + ("stdin",), False, ctx.stdin.chunks()))
+    await _on_element(ctx, "stdin", text, "proc",
+                      lambda e: write_file(ctx, e + ("stdin",), False, ctx.stdin.chunks()))
 
 
 async def _signal(ctx: Context, args: list) -> None:
     sig, text = _exactly("signal", args, 2)
-    await ctx.each("signal", [text], lambda p: write_file(
-        ctx, _element(ctx, text, "proc") + ("signal",), False, _one(sig.encode() + b"\n")))
+    await _on_element(ctx, "signal", text, "proc",
+                      lambda e: write_file(ctx, e + ("signal",), False, _one(sig.encode() + b"\n")))
 
 
 async def _events(ctx: Context, args: list) -> None:
@@ -504,7 +506,8 @@ _PLAIN = {"ls": _ls, "mkdir": _mkdir, "rmdir": _rmdir, "rm": _rm, "stat": _stat,
           "help": _help, "peek": _peek, "mkchan": _mkchan, "send": _send, "close": _close,
           "recv": _reader("recv", "chan", "recv"), "stdout": _reader("stdout", "proc", "stdout"),
           "stderr": _reader("stderr", "proc", "stderr"), "wait": _wait,
-          "mkselect": _mkselect, "put": _put, "mkproc": _mkproc, "stdin": _stdin, "signal": _signal, "events": _events}
+          "mkselect": _mkselect, "put": _put, "mkproc": _mkproc, "stdin": _stdin, "signal": _signal,
+          "events": _events}
 _WRITING = {"cat": _cat, "echo": _echo}
 assert set(_PLAIN) | set(_WRITING) == set(VERBS)
 
