@@ -123,7 +123,8 @@ def main(argv=None) -> int:
         a, a_url = start_host(tmp, "a", f"{tmp}/ca")
         b, b_url = start_host(tmp, "b", f"{tmp}/ca", a_url)
         try:
-            time.sleep(1)  # let B's join settle before the client reads the members
+            # The client reads A's members once: wait until A lists B.
+            a.wait_for(lambda: os.path.isdir(f"{tmp}/a/mnt/{host_id(b_url)}"), "A to see B", 30)
             for r in range(args.rounds):
                 floor = bare_pb(tmp, f"{tmp}/ca", args.n)
                 series.setdefault("bare", []).append(statistics.median(floor.times))
