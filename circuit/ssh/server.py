@@ -16,6 +16,7 @@ from typing import Optional
 from twisted.conch.avatar import ConchUser
 from twisted.conch.checkers import SSHPublicKeyChecker
 from twisted.conch.interfaces import IConchUser, ISession, ISFTPServer
+from twisted.conch.ssh.connection import SSHConnection
 from twisted.conch.ssh.factory import SSHFactory
 from twisted.conch.ssh.session import SSHSession
 from twisted.conch.ssh.transport import SSHServerTransport
@@ -96,6 +97,16 @@ class SessionChannel(SSHSession):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._full: list = []  # commands waiting for the client's window
+        self.held = False  # the command holds enough of the client's input (see _Connection)
+
+    def hold(self) -> None:
+        self.held = True
+
+    def let_go(self) -> None:
+        self.held = False
+        owed = self.localWindowSize - self.localWindowLeft
+        if owed > 0:
+            self.conn.adjustWindow(self, owed)
 
     @cached_property
     def _session(self) -> ISession:
@@ -138,6 +149,18 @@ class SessionChannel(SSHSession):
         return d
 
 
+class _Connection(SSHConnection):
+    """conch's connection, except that a channel holding back its input (`SessionChannel.hold`)
+    is given no more window until it lets go: the client then waits, not the host's memory."""
+
+    _log = conch_log
+
+    def adjustWindow(self, channel, bytesToAdd):
+        if getattr(channel, "held", False):
+            return  # given back whole by SessionChannel.let_go
+        super().adjustWindow(channel, bytesToAdd)
+
+
 class _Stdin:
     """The transport conch writes the client's standard input to."""
 
@@ -161,7 +184,7 @@ class CommandSession:
     def __init__(self, channel: SessionChannel):
         self.channel = channel
         self.user: CircuitUser = channel.avatar
-        self.stdin = verbs.Stdin()
+        self.stdin = verbs.Stdin(pause=channel.hold, resume=channel.let_go)
         self.running: Optional[Deferred] = None
         self.gone = False
 
@@ -218,6 +241,7 @@ def factory(circuit: ICircuit, data_dir: str, authorized_keys: str, max_files: i
     key = host_key(data_dir)
     f = SSHFactory()
     f.protocol = _Transport
+    f.services = {**SSHFactory.services, b"ssh-connection": _Connection}
     f.portal = Portal(CircuitRealm(circuit, max_files, clock),
                       [SSHPublicKeyChecker(AuthorizedKeysFile(authorized_keys))])
     f.publicKeys = {b"ssh-ed25519": key.public()}
