@@ -140,6 +140,16 @@ class IHostTree(Interface):
     def clause(path: tuple, op: str, spelled: str):
         """Deferred[circuit.core.select.Clause] for a select clause naming this file."""
 
+    def put(path: tuple, data: bytes, caller: ICaller):
+        """Deferred: write ``data`` whole into a file and deliver it, as open, write and
+        close would (a message into ``send``, a signal, a command into ``run``).
+        One operation, so another host's tree asks for it in one message."""
+
+    def make(path: tuple, content: bytes, caller: ICaller):
+        """Deferred: make the element ``dc/KIND/NAME`` and put ``content`` into its first
+        file (a channel's cap, a process's run, a select's select); refused, the
+        element is removed again."""
+
 
 class ICircuit(Interface):
     """The whole tree: ``/`` lists the live hosts, ``/X.../`` and below is each host's tree.
@@ -179,6 +189,12 @@ class ICircuit(Interface):
 
     def open(path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666):
         """Deferred[IHandle]; EISDIR for the root or a host (EACCES when creating)."""
+
+    def put(path: tuple, data: bytes, caller: ICaller):
+        """Deferred: `IHostTree.put` on the host ``path`` is in."""
+
+    def make(path: tuple, content: bytes, caller: ICaller):
+        """Deferred: `IHostTree.make` on the host ``path`` is in."""
 
     def resolve(text: str, cwd: tuple = ()) -> tuple:
         """A user's path (absolute, or relative to ``cwd``; ``..`` stops at ``/``) as a

@@ -394,15 +394,15 @@ async def _peek(ctx: Context, args: list) -> None:
     await _on_element(ctx, "peek", text, None, lambda e: read_file(ctx, e + ("stat",)))
 
 
-async def _make(ctx: Context, path: tuple, file: str, content: bytes) -> None:
-    """Make an element and write its first file (cap, run, select); refused, it is removed
-    again, so a bad make leaves nothing behind."""
-    await ctx.call(ctx.circuit.mkdir(path))
-    try:
-        await write_file(ctx, path + (file,), False, _one(content))
-    except errors.CircuitError:
-        await ctx.call(ctx.circuit.rmdir(path))
-        raise
+async def _make(ctx: Context, path: tuple, content: bytes) -> None:
+    """Make an element with its first file (cap, run, select): one operation of the
+    owning host's tree, which leaves nothing behind when refused."""
+    await ctx.call(ctx.circuit.make(path, content, ctx.caller))
+
+
+async def _deliver(ctx: Context, path: tuple, content: bytes) -> None:
+    """Deliver a whole content (a message, a signal) into one file: one operation."""
+    await ctx.call(ctx.circuit.put(path, content, ctx.caller))
 
 
 async def _mkchan(ctx: Context, args: list) -> None:
@@ -411,13 +411,15 @@ async def _mkchan(ctx: Context, args: list) -> None:
         raise Usage(usage("mkchan").splitlines()[0])
     cap = rest[1] if len(rest) == 2 else "0"
 
-    await _on_element(ctx, "mkchan", rest[0], "chan", lambda e: _make(ctx, e, "cap", cap.encode() + b"\n"))
+    await _on_element(ctx, "mkchan", rest[0], "chan", lambda e: _make(ctx, e, cap.encode() + b"\n"))
 
 
 async def _send(ctx: Context, args: list) -> None:
     text, = _exactly("send", args, 1)
-    await _on_element(ctx, "send", text, "chan",
-                      lambda e: write_file(ctx, e + ("send",), False, ctx.stdin.chunks()))
+
+    async def send(path: tuple) -> None:
+        await _deliver(ctx, path + ("send",), await ctx.stdin.whole())  # a message is whole
+    await _on_element(ctx, "send", text, "chan", send)
 
 
 def _reader(name: str, kind: str, file: str):
@@ -430,7 +432,7 @@ def _reader(name: str, kind: str, file: str):
 async def _close(ctx: Context, args: list) -> None:
     text, = _exactly("close", args, 1)
     await _on_element(ctx, "close", text, "chan",
-                      lambda e: write_file(ctx, e + ("close",), False, _one(b"\n")))
+                      lambda e: _deliver(ctx, e + ("close",), b"\n"))
 
 
 async def _mkproc(ctx: Context, args: list) -> None:
@@ -450,7 +452,7 @@ async def _mkproc(ctx: Context, args: list) -> None:
             command = json.dumps({"path": program[0], "args": program[1:]}).encode()
         else:
             command = await ctx.stdin.whole()
-        await _make(ctx, path, "run", command)
+        await _make(ctx, path, command)
     await _on_element(ctx, "mkproc", rest[0], "proc", mkproc)
 
 
@@ -476,7 +478,7 @@ async def _mkselect(ctx: Context, args: list) -> None:
         clauses.append({"op": op, "file": file})
 
     await _on_element(ctx, "mkselect", rest[0], "select",
-                      lambda e: _make(ctx, e, "select", json.dumps(clauses).encode()))
+                      lambda e: _make(ctx, e, json.dumps(clauses).encode()))
 
 
 async def _put(ctx: Context, args: list) -> None:
@@ -493,7 +495,7 @@ async def _stdin(ctx: Context, args: list) -> None:
 async def _signal(ctx: Context, args: list) -> None:
     sig, text = _exactly("signal", args, 2)
     await _on_element(ctx, "signal", text, "proc",
-                      lambda e: write_file(ctx, e + ("signal",), False, _one(sig.encode() + b"\n")))
+                      lambda e: _deliver(ctx, e + ("signal",), sig.encode() + b"\n"))
 
 
 async def _events(ctx: Context, args: list) -> None:

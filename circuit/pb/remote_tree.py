@@ -23,6 +23,7 @@ from circuit.core.select import Clause
 from circuit.interfaces import ICaller, IHandle, IHostTree, OpenFlags
 from circuit.core.waiters import WaiterSet
 from circuit.pb import wire
+from circuit.tree import whole
 from circuit.tree.handles import Handle, TextHandle
 
 log = Logger("circuit.pb")
@@ -131,6 +132,19 @@ class RemoteHostTree:
         # instead of two); a refused open shows there.  A handle never used costs nothing.
         return succeed(RemoteHandle(self, hid, True, flags, caller, opening=request))
 
+    def put(self, path: tuple, data: bytes, caller: ICaller) -> Deferred:
+        if len(data) > wire.MAX_CHUNK:
+            return whole.put(self, path, data, caller)  # open, then in chunks
+        hid = next(self._handles)
+        handle = RemoteHandle(self, hid, True, whole.PUT, caller)
+        handle._sending = _Sending(handle, putting=(wire.path_to_wire(path), hid, data))
+        return handle._sending.start().addBoth(lambda result: (handle.release(), result)[1])
+
+    def make(self, path: tuple, content: bytes, caller: ICaller) -> Deferred:
+        if len(content) > wire.MAX_CHUNK:
+            return whole.make(self, path, content, caller)
+        return self.call("make", wire.path_to_wire(path), content)
+
     def clause(self, path: tuple, op: str, spelled: str) -> Deferred:
         # Check now that the owner accepts this clause (EINVAL at write time, as locally).
         return self.call("clause_check", wire.path_to_wire(path), op, spelled).addCallback(
@@ -148,7 +162,7 @@ def _remote_clause(tree: RemoteHostTree, path: tuple, op: str, spelled: str) -> 
         tree.call("clause_undo", wire_path, op, spelled, value.data, value.key or 0).addErrback(lambda f: None)
 
     def write(message: bytes, caller: Optional[ICaller] = None) -> Deferred:
-        return send_message(tree, path, message, caller or _NoCaller())
+        return tree.put(path, message, caller or _NoCaller())
 
     send_like = path[-1] in ("send", "trysend")
     return Clause(op, spelled, ready=lambda: tree.blocking("clause_ready", wire_path, op, spelled),
@@ -387,8 +401,9 @@ class _Sending:
     just before: its send counts as made (close returns 0) and we see it through.
     """
 
-    def __init__(self, handle: RemoteHandle):
+    def __init__(self, handle: RemoteHandle, putting: Optional[tuple] = None):
         self.handle = handle
+        self._putting = putting  # (path, hid, content): the first attempt opens and writes too
         self.done: Deferred = Deferred(self._cancelled)  # what the writer waits for
         self.finished: Deferred = Deferred()  # when nothing of it is in flight any more
         self.in_flight = False
@@ -413,7 +428,18 @@ class _Sending:
         if not self.orphan and not h._caller.alive():
             return self._end(errors.Interrupted("the writer went away; nothing was sent"))
         self.in_flight = True
-        h._ask("flush", h._hid).addCallbacks(self._sent, self._refused)
+        if self._putting is not None:
+            attempt = h._tree.call("put", *self._putting)
+            self._putting = None
+            attempt.addBoth(self._put_answered)
+        else:
+            attempt = h._ask("flush", h._hid)
+        attempt.addCallbacks(self._sent, self._refused)
+
+    def _put_answered(self, result):
+        if not (isinstance(result, Failure) and result.check(errors.WouldBlock)):
+            self.handle._released = True  # the owner closed it; on EAGAIN it keeps it open
+        return result
 
     def _sent(self, _) -> None:
         self.in_flight = False
@@ -457,15 +483,6 @@ class _Sending:
                 self.done.errback(error)
         if not self.finished.called:
             self.finished.callback(None)
-
-
-def send_message(tree: RemoteHostTree, path: tuple, message: bytes, caller: ICaller) -> Deferred:
-    """Open-write-close of a remote ``send`` for ``caller``: one message, in chunks."""
-    def opened(handle: RemoteHandle):
-        d = handle.write(0, message) if message else succeed(0)
-        d.addCallback(lambda _: handle.flush())
-        return d.addBoth(lambda result: (handle.release(), result)[1])
-    return tree.open(path, OpenFlags(read=False, write=True, truncate=True), caller).addCallback(opened)
 
 
 @implementer(ICaller)

@@ -12,7 +12,7 @@ from itertools import count
 from typing import Optional
 
 from cryptography import x509
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.spread import pb
 from zope.interface import implementer
@@ -22,6 +22,7 @@ from circuit.interfaces import ICaller, IHandle
 from circuit.pb import wire
 from circuit.pb.broker import Broker, strict_security
 from circuit.tls.authority import host_id_of
+from circuit.tree import whole
 from circuit.tree.session import Session
 
 log = Logger("circuit.pb")
@@ -231,6 +232,43 @@ class PeerSession(pb.Referenceable):
     def remote_flush_ready(self, hid, call_id):
         """Wait, taking nothing, until a flush would not answer EAGAIN."""
         return self._blocking(call_id, lambda: self._handle(hid).flush_ready())
+
+    # -- whole-file operations: one message each ----------------------------------------
+    def _whole(self, data) -> Optional[bytes]:
+        if not isinstance(data, bytes) or len(data) > wire.MAX_CHUNK:
+            return wire.refused(errors.Invalid.errno, "a content must be bytes, at most 256 KiB")
+        return None
+
+    def remote_put(self, path, hid, data):
+        """Open, write ``data`` and deliver it now, or answer EAGAIN with the file left open
+        as ``hid`` for flush_ready and flush: as with remote_flush, a writer on another
+        host never waits inside a channel here."""
+        refused = self._whole(data) or (None if isinstance(hid, int) else
+                                        wire.refused(errors.Invalid.errno, "a bad handle number"))
+        if refused is not None:
+            return succeed(refused)
+        here = (self.node.host_id,) + wire.path_from_wire(path)
+
+        async def put():
+            await self.session.open(here, whole.PUT, self._caller, number=hid, pipelined=False)
+            try:
+                handle = self.session.file(hid).handle
+                await handle.write(0, data)
+                await handle.try_flush()
+            except errors.WouldBlock:
+                raise  # kept open: the caller waits with flush_ready, then flushes
+            except BaseException:
+                await self.session.release(hid)
+                raise
+            await self.session.release(hid)
+        return self._answer(lambda: ensureDeferred(put()))
+
+    def remote_make(self, path, content):
+        """Make an element and deliver its first file (`circuit.tree.whole.make`)."""
+        refused = self._whole(content)
+        if refused is not None:
+            return succeed(refused)
+        return self._answer(lambda: self._tree.make(wire.path_from_wire(path), content, self._caller))
 
     def remote_release(self, hid):
         return self._answer(lambda: self.session.release(hid))

@@ -158,6 +158,12 @@ class Circuit:
             return fail(errors.IsDirectory(f"{self._shown(path)} is a directory"))
         return self._on_host(path, "open", flags, caller, mode)
 
+    def put(self, path: tuple, data: bytes, caller: ICaller) -> Deferred:
+        return self._inside_a_host(path, "write") or self._on_host(path, "put", data, caller)
+
+    def make(self, path: tuple, content: bytes, caller: ICaller) -> Deferred:
+        return self._inside_a_host(path, "mkdir") or self._on_host(path, "make", content, caller)
+
     def resolve(self, text: str, cwd: tuple = ()) -> tuple:
         if not text.startswith("/"):
             text = posixpath.join("/", *cwd, text)

@@ -14,6 +14,7 @@ from circuit.core.command import Command
 from circuit.core.host import KINDS, Host
 from circuit.interfaces import Attr, ICaller, IHandle, IHostTree, OpenFlags
 from circuit.tree import help as helptext
+from circuit.tree import whole
 from circuit.tree.chan_files import CHANNEL, CHANNEL_OPS
 from circuit.tree.circuit import Circuit
 from circuit.tree.context import ElementContext, as_json
@@ -292,6 +293,12 @@ class LocalHostTree:
 
     def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666) -> Deferred:
         return maybeDeferred(self._open, path, flags, caller, mode)
+
+    def put(self, path: tuple, data: bytes, caller: ICaller) -> Deferred:
+        return whole.put(self, path, data, caller)
+
+    def make(self, path: tuple, content: bytes, caller: ICaller) -> Deferred:
+        return whole.make(self, path, content, caller)
 
     def _help(self) -> bytes:
         return helptext.HOST.format(id=self.host_id, url=self.host.url or "(no URL)",

@@ -54,8 +54,11 @@ class Session:
         return len(self._files)
 
     def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666,
-             number: Optional[int] = None) -> Deferred:
-        """Deferred[int]: the new open file's number (``number``, when the client chose it)."""
+             number: Optional[int] = None, pipelined: bool = True) -> Deferred:
+        """Deferred[int]: the new open file's number (``number``, when the client chose it).
+
+        A refused open with a chosen number is remembered for what the client sent
+        behind it, unless it sent nothing (not ``pipelined``)."""
         if number is not None and number in self._files:
             return fail(errors.Invalid(f"file number {number} is already in use"))
         if len(self._files) >= self.max_files:
@@ -73,7 +76,7 @@ class Session:
             return number
 
         def refused(failure: Failure) -> Failure:
-            if chosen and not self.closed:
+            if chosen and pipelined and not self.closed:
                 self._files[number] = failure  # what the client sent behind the open gets
             return failure
         return self.circuit.open(path, flags, caller, mode).addCallbacks(opened, refused)

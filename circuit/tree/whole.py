@@ -1,0 +1,60 @@
+"""Whole-file operations, the element operations every view and the client share.
+
+A send, a cap, a run command, a signal: each is one content written whole into
+one file and delivered at its close.  `put` is that, and `make` an element with
+its first file (a channel and its cap, a process and its run).  A host's tree
+offers both (`IHostTree.put`, `IHostTree.make`) so that another host's tree can
+ask for each in one message rather than rebuild it from open, write, flush and
+release; these functions are what they do on the owning host, over the tree's
+own files, and what a remote tree falls back to for a content bigger than one
+message.
+"""
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, ensureDeferred, fail
+from twisted.logger import Logger
+
+from circuit import errors
+from circuit.interfaces import ICaller, IHostTree, OpenFlags
+
+log = Logger("circuit")
+
+PUT = OpenFlags(read=False, write=True, truncate=True, create=True)
+
+
+def put(tree: IHostTree, path: tuple, data: bytes, caller: ICaller) -> Deferred:
+    """Deferred: open ``path`` for ``caller``, write ``data``, deliver it, close.
+
+    The delivery (a flush) may wait, as a send into a full channel does; cancel
+    the Deferred to give up, and nothing is delivered."""
+    async def put_() -> None:
+        handle = await tree.open(path, PUT, caller)
+        try:
+            await handle.write(0, data)  # even b"": the empty message is a message
+            await handle.flush()
+        finally:
+            await handle.release()
+    return ensureDeferred(put_())
+
+
+FIRST_FILE = {"chan": "cap", "proc": "run", "select": "select"}  # what makes each kind work
+
+
+def make(tree: IHostTree, path: tuple, content: bytes, caller: ICaller) -> Deferred:
+    """Deferred: make the element ``path`` (``dc/KIND/NAME``) and put ``content`` into its
+    first file (a channel's cap, a process's run, a select's select).  Refused, the
+    element is removed again: a bad make leaves nothing behind."""
+    if len(path) != 3 or path[0] != "dc" or path[1] not in FIRST_FILE:
+        return fail(errors.Invalid(f"{'/'.join(path)} is not an element's path (dc/KIND/NAME)"))
+
+    async def make_() -> None:
+        await tree.mkdir(path)
+        try:
+            await tree.put(path + (FIRST_FILE[path[1]],), content, caller)
+        except errors.CircuitError:
+            try:
+                await tree.rmdir(path)
+            except errors.CircuitError as e:  # gone already (removed by someone else)
+                log.info("removing the refused {path}: {why}", path="/".join(path), why=e.message)
+            raise
+    return ensureDeferred(make_())
