@@ -11,6 +11,7 @@ from twisted.logger import Logger
 
 from circuit import errors
 from circuit.core.host import Host
+from circuit.core.keeper import Keeper
 from circuit.membership.swim import Membership
 from circuit.membership.timing import Timing
 from circuit.pb.peers import Peers
@@ -74,7 +75,8 @@ class CircuitService(MultiService):
         self.settings = settings
         self.reactor = reactor
         os.makedirs(settings.data, mode=0o700, exist_ok=True)
-        self.host = Host(reactor)
+        self.keeper = Keeper(reactor)  # started with the service: after twistd has daemonized
+        self.host = Host(reactor, keeper=self.keeper)
         self.host_id = self.host.id
         self.circuit = Circuit(started=reactor.seconds())
         fs_root = settings.fs_root or os.path.join(settings.data, "fs")
@@ -107,6 +109,7 @@ class CircuitService(MultiService):
 
     # -- starting ----------------------------------------------------------------------
     def startService(self) -> None:
+        self.keeper.start()
         super().startService()
         # twistd starts services before the reactor runs, and so before its signal
         # handlers are in: the URL (which scripts wait for, then may signal us) is
@@ -191,6 +194,7 @@ class CircuitService(MultiService):
         for kind in list(self.host.elements):
             for name in list(self.host.elements[kind]):
                 self.host.remove(kind, name)  # kills running processes
+        self.keeper.stop()
         self.peers.disconnect_all()
         for port in (self._ssh_port, self._control_port):
             if port is not None:

@@ -38,8 +38,9 @@ class Host:
 
     def __init__(self, reactor, host_id: Optional[str] = None, url: str = "",
                  clock: Callable[[], float] = time.time,
-                 environ: Optional[dict[str, str]] = None):
+                 environ: Optional[dict[str, str]] = None, keeper=None):
         self.reactor = reactor
+        self.keeper = keeper
         self.id = host_id or new_host_id()
         self.url = url
         self.clock = clock
@@ -58,7 +59,7 @@ class Host:
         if kind == "chan":
             element = Channel()
         elif kind == "proc":
-            element = Process(self.reactor, self.environ, self.clock)
+            element = Process(self.reactor, self.environ, self.clock, self.keeper)
         else:
             element = Select()
         table[name] = element

@@ -6,7 +6,6 @@ point (a running process is killed first).
 from __future__ import annotations
 
 import os
-import shutil
 import signal as _signal
 import time
 from typing import Callable, Optional
@@ -19,17 +18,6 @@ from circuit import errors
 from circuit.core.command import Command
 from circuit.core.output import Output
 from circuit.core.waiters import WaiterSet
-
-# A host's processes must not outlive it, even killed -9: each starts under setpriv
-# (util-linux), which asks the kernel to SIGKILL it when the host's thread that
-# started it dies (PR_SET_PDEATHSIG), then execs the program in the same process.
-_SETPRIV = shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
-
-
-def _tied_to_host(executable: str, args: list) -> tuple[str, list]:
-    if _SETPRIV is None:
-        return executable, [executable] + args
-    return _SETPRIV, ["setpriv", "--pdeathsig", "KILL", "--", executable] + args
 
 CREATED, RUNNING, EXITED = "created", "running", "exited"
 
@@ -57,6 +45,8 @@ class _Pipes(ProcessProtocol):
 
     def connectionMade(self) -> None:
         self.process.pid = self.transport.pid  # cleared by Twisted once reaped
+        if self.process.keeper is not None:
+            self.process.keeper.keep(self.process.pid)  # so that it dies with the host
         # Backpressure for stdin: the pipe's writer pauses us when its buffer is full.
         self.transport.pipes[0].registerProducer(self.process.stdin, True)
 
@@ -75,6 +65,8 @@ class _Pipes(ProcessProtocol):
             self.process.stderr.finish()
 
     def processExited(self, reason) -> None:
+        if self.process.keeper is not None:
+            self.process.keeper.forget(self.process.pid)
         self.process._exited(reason.value)
 
 
@@ -128,8 +120,9 @@ class Stdin:
 
 class Process:
     def __init__(self, reactor, inherited_env: Optional[dict[str, str]] = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, keeper=None):
         self._reactor = reactor
+        self.keeper = keeper  # circuit.core.keeper.Keeper: it kills the process if the host dies
         self._clock = clock
         self.inherited_env = dict(os.environ if inherited_env is None else inherited_env)
         self.phase = CREATED
@@ -168,9 +161,8 @@ class Process:
         # processExited called) inside spawnProcess itself.
         self.command, self.phase, self.started = command, RUNNING, self._clock()
         try:
-            program, argv = _tied_to_host(executable, command.args)
-            transport = self._reactor.spawnProcess(_Pipes(self), program, argv, env=environment,
-                                                   path=command.dir)
+            transport = self._reactor.spawnProcess(_Pipes(self), executable, [executable] + command.args,
+                                                   env=environment, path=command.dir)
         except (OSError, ValueError) as e:
             self.command, self.phase, self.started = None, CREATED, None
             raise errors.CircuitError(f"run: could not start {command.path}: {getattr(e, 'strerror', None) or e}")

@@ -1,5 +1,6 @@
 """Starting and stopping a host: the console script, the twistd plugin, clean unmounts."""
 import json
+import os
 import re
 import signal
 import subprocess
@@ -112,20 +113,70 @@ def test_logs_go_to_a_pipe(tmp_path):
     assert b"Received SIGTERM, shutting down." in said
 
 
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1].startswith("Z")  # killed, not yet reaped
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def _children(pid: int) -> list:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def _cmdline(pid: int) -> list:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().split(b"\0")
+
+
+def _start_sleeper(d, name: str) -> int:
+    d.sh(f"mkdir dc/proc/{name} && echo '{{\"path\": \"/bin/sleep\", \"args\": [\"300\"]}}' > dc/proc/{name}/run")
+    pid = json.loads(d.sh(f"cat dc/proc/{name}/stat").stdout)["pid"]
+    assert _cmdline(pid)[:2] == [b"/bin/sleep", b"300"]  # the program itself runs, no wrapper
+    return pid
+
+
 def test_a_host_killed_9_takes_its_processes_with_it(tmp_path):
     d = start_daemon(tmp_path)
     try:
-        d.sh("mkdir dc/proc/long && echo '{\"path\": \"/bin/sleep\", \"args\": [\"300\"]}' > dc/proc/long/run")
-        pid = json.loads(d.sh("cat dc/proc/long/stat").stdout)["pid"]
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            assert f.read().split(b"\0")[:2] == [b"/bin/sleep", b"300"]  # the program itself runs
+        pid = _start_sleeper(d, "long")
     finally:
         d.stop(signal.SIGKILL)
+    wait_for(lambda: _gone(pid), 10, what="the host's process to die with it")
 
-    def gone() -> bool:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().split(") ")[1].startswith("Z")  # killed, not yet reaped
-        except (FileNotFoundError, ProcessLookupError):
-            return True
-    wait_for(gone, 10, what="the host's process to die with it")
+
+def test_a_killed_keeper_is_replaced(tmp_path):
+    """The keeper (which kills a dead host's processes) is itself killed: the host starts
+    another and tells it of the processes already running, which still die with the host."""
+    d = start_daemon(tmp_path)
+    try:
+        before = _start_sleeper(d, "before")
+        keeper, = [p for p in _children(d.proc.pid) if b"keeper_process.py" in b" ".join(_cmdline(p))]
+        os.kill(keeper, signal.SIGKILL)
+        wait_for(lambda: [p for p in _children(d.proc.pid) if p != keeper and p != before
+                          and b"keeper_process.py" in b" ".join(_cmdline(p))], 10, what="a new keeper")
+        after = _start_sleeper(d, "after")
+    finally:
+        d.stop(signal.SIGKILL)
+    wait_for(lambda: _gone(before) and _gone(after), 10, what="both processes to die with the host")
+
+
+def test_the_keeper_kills_only_the_very_process(tmp_path):
+    """The keeper checks the start time it was told: a PID used again by another process
+    (here: a wrong start time) is left alone."""
+    import sys
+    from circuit.core import keeper_process
+    mine = subprocess.Popen(["sleep", "300"])
+    other = subprocess.Popen(["sleep", "300"])
+    try:
+        started = keeper_process.start_time(mine.pid)
+        lines = f"+{mine.pid} {started}\n+{other.pid} {started - 1}\n+5 1\n-5\n".encode()
+        subprocess.run([sys.executable, "-I", keeper_process.__file__], input=lines, check=True, timeout=30)
+        assert mine.wait(10) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        for p in (mine, other):
+            p.kill()
+            p.wait()
