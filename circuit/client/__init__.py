@@ -9,11 +9,12 @@
     status = yield p.wait()
 
 A client holds what a host holds of its peers: a `Circuit` whose hosts are
-`RemoteHostTree`s, dialled with a client certificate.  Its operations are the
-command layer's (`circuit.commands.verbs`), the very code the command line and
-``ssh HOST COMMAND`` run, here on the client's own side of the connection: a
-receive is confirmed by the client only once its Deferred is still wanted, so a
-cancelled ``recv()`` takes nothing.  Errors are `circuit.errors` (each an errno
+`RemoteHostTree`s, dialled with a client certificate.  Its element operations
+are the tree's whole-file operations (`circuit.tree.whole`: put, get, make), the
+ones the command line and ``ssh HOST COMMAND`` run too, each one PB call to the
+owning host; a receive is confirmed by the client only once its Deferred is
+still wanted, so a cancelled ``recv()`` takes nothing.  `Client.run` runs any
+command of the command layer (`circuit.commands.verbs`) here.  Errors are `circuit.errors` (each an errno
 and one line).  `circuit.client.blocking` wraps all of this for plain scripts.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from circuit.interfaces import ICaller
 from circuit.pb.peers import Peers, parse_url
 from circuit.pb.remote_tree import RemoteHostTree
 from circuit.tree.circuit import Circuit
+from circuit.tree import whole
 from circuit.tree.session import Session
 
 log = Logger("circuit.client")
@@ -150,6 +152,10 @@ class Client:
                 deliver(json.loads(line))
         return self.stream(["events"], out)
 
+    def _op(self, d: Deferred) -> Deferred:
+        """An operation of the API: cancelled, as every other, when the client closes."""
+        return self.session.track(d)
+
     def close(self) -> None:
         """Cancel what is waiting, release what is open, hang up."""
         self.closed = True
@@ -175,16 +181,21 @@ class Host:
     def __repr__(self) -> str:
         return f"<Host {self.id}>"
 
-    def _path(self, kind: str, name: str) -> str:
-        return f"/{self.id}/dc/{kind}/{name}"
+    def _path(self, kind: str, name: str) -> tuple:
+        return (self.id, "dc", kind, name)
 
     def ls(self, kind: str) -> Deferred:
         """Deferred[list[str]]: the names of this host's elements of ``kind`` (proc, chan, select)."""
-        return self.client.run(["ls", f"/{self.id}/dc/{kind}"]).addCallback(lambda out: out.decode().split())
+        return self.client._op(self.client.circuit.listdir((self.id, "dc", kind))).addCallback(
+            lambda entries: [name for name, _ in entries])
+
+    def _make(self, cls, kind: str, name: str, content: bytes) -> Deferred:
+        path = self._path(kind, name)
+        return self.client._op(self.client.circuit.make(path, content, self.client.caller)).addCallback(
+            lambda _: cls(self.client, path))
 
     def mkchan(self, name: str, cap: int = 0) -> Deferred:
-        path = self._path("chan", name)
-        return self.client.run(["mkchan", path, str(cap)]).addCallback(lambda _: Chan(self.client, path))
+        return self._make(Chan, "chan", name, f"{cap}\n".encode())
 
     def chan(self, name: str) -> "Chan":
         return Chan(self.client, self._path("chan", name))
@@ -198,9 +209,7 @@ class Host:
             command["dir"] = dir
         if scrub:
             command["scrub"] = True
-        element = self._path("proc", name)
-        return self.client.run(["mkproc", element], stdin=json.dumps(command).encode()).addCallback(
-            lambda _: Proc(self.client, element))
+        return self._make(Proc, "proc", name, json.dumps(command).encode())
 
     def proc(self, name: str) -> "Proc":
         return Proc(self.client, self._path("proc", name))
@@ -208,75 +217,85 @@ class Host:
     def mkselect(self, name: str, clauses: list) -> Deferred:
         """Make and arm a select over ``clauses``: ("r", FILE) or ("w", FILE) pairs, FILE a tree
         path (or relative to this host's dc/)."""
-        element = self._path("select", name)
-        words = [f"{op}:{file}" for op, file in clauses]
-        return self.client.run(["mkselect", element, *words]).addCallback(
-            lambda _: Select(self.client, element))
+        spelled = [{"op": op, "file": file} for op, file in clauses]
+        return self._make(Select, "select", name, json.dumps(spelled).encode())
 
     def select(self, name: str) -> "Select":
         return Select(self.client, self._path("select", name))
 
 
 class _Element:
-    def __init__(self, client: Client, path: str):
+    """An element on some host: each operation is one whole-file operation of the tree
+    (`circuit.tree.whole`): a ``put``, a ``get`` or a ``make``, one PB call each."""
+
+    def __init__(self, client: Client, path: tuple):
         self.client = client
-        self.path = path
+        self._tree_path = path
+        self.path = "/" + "/".join(path)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path}>"
 
+    def _put(self, file: str, data: bytes) -> Deferred:
+        c = self.client
+        return c._op(c.circuit.put(self._tree_path + (file,), data, c.caller)).addCallback(lambda _: None)
+
+    def _get(self, file: str) -> Deferred:
+        c = self.client
+        return c._op(whole.get(c.circuit, self._tree_path + (file,), c.caller))
+
     def stat(self) -> Deferred:
         """Deferred[dict]: the element's stat."""
-        return self.client.run(["peek", self.path]).addCallback(json.loads)
+        return self._get("stat").addCallback(json.loads)
 
     def remove(self) -> Deferred:
-        return self.client.run(["rm", self.path]).addCallback(lambda _: None)
+        return self.client._op(self.client.circuit.rmdir(self._tree_path)).addCallback(lambda _: None)
 
 
 class Chan(_Element):
     def send(self, message: bytes) -> Deferred:
         """Fires once the channel took the message (buffered, or a receiver has it)."""
-        return self.client.run(["send", self.path], stdin=message).addCallback(lambda _: None)
+        return self._put("send", message)
 
     def recv(self) -> Deferred:
         """Deferred[bytes]: one message.  Cancelling it takes nothing."""
-        return self.client.run(["recv", self.path])
+        return self._get("recv")
 
     def close(self) -> Deferred:
-        return self.client.run(["close", self.path]).addCallback(lambda _: None)
+        return self._put("close", b"\n")
 
 
 class Select(_Element):
     def wait(self) -> Deferred:
         """Deferred[dict]: which clause committed ({"clause": N, "file": "read.N"}, ...)."""
-        return self.client.run(["wait", self.path]).addCallback(json.loads)
+        return self._get("wait").addCallback(json.loads)
 
     def read(self, n: int) -> Deferred:
         """Deferred[bytes]: what committed read clause ``n`` took."""
-        return self.client.run(["cat", f"{self.path}/read.{n}"])
+        return self._get(f"read.{n}")
 
     def write(self, n: int, message: bytes) -> Deferred:
         """Make committed write clause ``n``'s send."""
-        return self.client.run(["put", f"{self.path}/write.{n}"], stdin=message).addCallback(lambda _: None)
+        return self._put(f"write.{n}", message)
 
     def abort(self) -> Deferred:
-        return self.client.run(["put", f"{self.path}/abort"], stdin=b"abort\n").addCallback(lambda _: None)
+        return self._put("abort", b"abort\n")
 
 
 class Proc(_Element):
     def wait(self) -> Deferred:
         """Deferred[dict]: the exit record, once the process has exited."""
-        return self.client.run(["wait", self.path]).addCallback(json.loads)
+        return self._get("waitexit").addCallback(json.loads)
 
     def signal(self, name: str) -> Deferred:
-        return self.client.run(["signal", str(name), self.path]).addCallback(lambda _: None)
+        return self._put("signal", str(name).encode() + b"\n")
 
     def stdout(self) -> Deferred:
         """Deferred[bytes]: the whole standard output, once the process has ended it."""
-        return self.client.run(["stdout", self.path])
+        return self._get("stdout")
 
     def stderr(self) -> Deferred:
-        return self.client.run(["stderr", self.path])
+        return self._get("stderr")
 
     def stream_stdout(self, deliver) -> Deferred:
         """``deliver(bytes)`` as the process writes; fires when its output ends."""
@@ -284,4 +303,4 @@ class Proc(_Element):
 
     def write_stdin(self, data: bytes) -> Deferred:
         """Write ``data`` to the process's stdin and close it."""
-        return self.client.run(["stdin", self.path], stdin=data).addCallback(lambda _: None)
+        return self._put("stdin", data)

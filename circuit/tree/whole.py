@@ -2,7 +2,8 @@
 
 A send, a cap, a run command, a signal: each is one content written whole into
 one file and delivered at its close.  `put` is that, and `make` an element with
-its first file (a channel and its cap, a process and its run).  A host's tree
+its first file (a channel and its cap, a process and its run); `get` is the
+other way, a message or a record read whole (recv, waitexit, stat).  A host's tree
 offers both (`IHostTree.put`, `IHostTree.make`) so that another host's tree can
 ask for each in one message rather than rebuild it from open, write, flush and
 release; these functions are what they do on the owning host, over the tree's
@@ -15,11 +16,14 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.logger import Logger
 
 from circuit import errors
-from circuit.interfaces import ICaller, IHostTree, OpenFlags
+from circuit.interfaces import ICaller, ICircuit, IHostTree, OpenFlags
+from circuit.tree.handles import hand_over
 
 log = Logger("circuit")
 
 PUT = OpenFlags(read=False, write=True, truncate=True, create=True)
+GET = OpenFlags(read=True)
+CHUNK = 256 * 1024  # what one read asks for
 
 
 def put(tree: IHostTree, path: tuple, data: bytes, caller: ICaller) -> Deferred:
@@ -58,3 +62,25 @@ def make(tree: IHostTree, path: tuple, content: bytes, caller: ICaller) -> Defer
                 log.info("removing the refused {path}: {why}", path="/".join(path), why=e.message)
             raise
     return ensureDeferred(make_())
+
+
+def get(tree: ICircuit | IHostTree, path: tuple, caller: ICaller) -> Deferred:
+    """Deferred[bytes]: open ``path``, read it to its end (waiting, as a recv does, for a
+    message), hand it over if ``caller`` is still there (`hand_over`), close.
+
+    Cancel the Deferred to give up: a message it had taken goes back to its channel."""
+    async def get_() -> bytes:
+        handle = await tree.open(path, GET, caller)
+        try:
+            chunks, offset = [], 0
+            while True:
+                data = await handle.read(offset, CHUNK)
+                if not data:
+                    break
+                chunks.append(data)
+                offset += len(data)
+            hand_over(handle, caller)
+            return b"".join(chunks)
+        finally:
+            await handle.release()
+    return ensureDeferred(get_())

@@ -147,45 +147,60 @@ def test_a_long_data_path_puts_the_socket_in_a_private_directory(tmp_path):
 
 # -- one table of refusals, through every way in ---------------------------------------------
 # (setup as shell lines in the host's directory, the operation as (circuit argv, ssh command,
-# mount shell line), the errno)
+# mount shell line, Python client call on `host`), the errno)
 CASES = [
     ("mkdir dc/chan/c1 && echo 1 > dc/chan/c1/cap",  # the command line has no verb that sets cap again
-     (None, "echo 2 > {h}/dc/chan/c1/cap", "echo 2 > dc/chan/c1/cap"),
+     (None, "echo 2 > {h}/dc/chan/c1/cap", "echo 2 > dc/chan/c1/cap", None),
      errno.EBUSY),
     ("mkdir dc/chan/c0",
-     (["mkchan", "{h}/dc/chan/c0", "2"], "mkdir {h}/dc/chan/c0", "mkdir dc/chan/c0"),
+     (["mkchan", "{h}/dc/chan/c0", "2"], "mkdir {h}/dc/chan/c0", "mkdir dc/chan/c0", 'host.mkchan("c0", 2)'),
      errno.EEXIST),
     ("mkdir dc/chan/c2",
-     (["mkchan", "{h}/dc/chan/c2b", "x"], "echo x > {h}/dc/chan/c2/cap", "echo x > dc/chan/c2/cap"),
+     (["mkchan", "{h}/dc/chan/c2b", "x"], "echo x > {h}/dc/chan/c2/cap", "echo x > dc/chan/c2/cap",
+      'host.mkchan("c2c", "x")'),
      errno.EINVAL),
     ("mkdir dc/chan/c3 && echo 1 > dc/chan/c3/cap && echo > dc/chan/c3/close",
-     (["send", "{h}/dc/chan/c3"], "echo m > {h}/dc/chan/c3/send", "echo m > dc/chan/c3/send"),
+     (["send", "{h}/dc/chan/c3"], "echo m > {h}/dc/chan/c3/send", "echo m > dc/chan/c3/send",
+      'host.chan("c3").send(b"m")'),
      errno.EPIPE),
     ("mkdir dc/proc/p4",
-     (["signal", "TERM", "{h}/dc/proc/p4"], "echo TERM > {h}/dc/proc/p4/signal", "echo TERM > dc/proc/p4/signal"),
+     (["signal", "TERM", "{h}/dc/proc/p4"], "echo TERM > {h}/dc/proc/p4/signal", "echo TERM > dc/proc/p4/signal",
+      'host.proc("p4").signal("TERM")'),
      errno.ESRCH),
     ("mkdir dc/proc/p5",
      (["mkproc", "{h}/dc/proc/p5b", "--", "/no/such/program"],
       "echo '{{\"path\": \"/no/such/program\"}}' > {h}/dc/proc/p5/run",
-      "echo '{\"path\": \"/no/such/program\"}' > dc/proc/p5/run"),
+      "echo '{\"path\": \"/no/such/program\"}' > dc/proc/p5/run",
+      'host.mkproc("p5c", path="/no/such/program")'),
      errno.ENOENT),
     ("mkdir dc/proc/p6",
-     (None, "echo '{{\"path\": 5}}' > {h}/dc/proc/p6/run", "echo '{\"path\": 5}' > dc/proc/p6/run"),
+     (None, "echo '{{\"path\": 5}}' > {h}/dc/proc/p6/run", "echo '{\"path\": 5}' > dc/proc/p6/run",
+      'host.mkproc("p6c", path=5)'),
      errno.EINVAL),
     ("true",
-     (["recv", "{h}/dc/chan/nobody"], "cat {h}/dc/chan/nobody/recv", "cat dc/chan/nobody/recv"),
+     (["recv", "{h}/dc/chan/nobody"], "cat {h}/dc/chan/nobody/recv", "cat dc/chan/nobody/recv",
+      'host.chan("nobody").recv()'),
      errno.ENOENT),
     ("true",
-     (["mkchan", "{h}/dc/chan/.bad"], "mkdir {h}/dc/chan/.bad", "mkdir dc/chan/.bad"),
+     (["mkchan", "{h}/dc/chan/.bad"], "mkdir {h}/dc/chan/.bad", "mkdir dc/chan/.bad", 'host.mkchan(".bad")'),
      errno.EINVAL),
 ]
+
+
+def _through_the_python_client(host, call: str) -> subprocess.CompletedProcess:
+    code = (f"from circuit import errors\nfrom circuit.client.blocking import connect\n"
+            f"c = connect({host.daemon.url!r}, data={str(host.daemon.data)!r})\n"
+            f"host = c.host({host.host_id!r})\n"
+            f"try:\n    {call}\nexcept errors.CircuitError as e:\n    print(e.errno, e.message)\n"
+            f"else:\n    print('accepted')\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 
 @pytest.mark.parametrize("setup, ways, code", CASES)
 def test_one_table_of_refusals_through_every_way_in(host, setup, ways, code):
     h = "/" + host.host_id
     host.daemon.sh(setup)
-    argv, ssh_line, shell_line = ways
+    argv, ssh_line, shell_line, api_call = ways
     name = errno.errorcode[code]
     if argv is not None:
         words = [a.format(h=h) for a in argv]
@@ -194,6 +209,9 @@ def test_one_table_of_refusals_through_every_way_in(host, setup, ways, code):
         # The same through the Python client over PB (circuit --url), from "another machine".
         via_client = circuit(host, "--url", host.daemon.url, *words)
         assert via_client.returncode == 1 and f"({name})".encode() in via_client.stderr, via_client.stderr
+    if api_call is not None:  # the client's own API: one whole-file operation each
+        via_api = _through_the_python_client(host, api_call)
+        assert via_api.returncode == 0 and via_api.stdout.split()[:1] == [str(code)], via_api
     via_ssh = host.ssh(ssh_line.format(h=h))
     assert via_ssh.returncode == 1 and f"({name})" in via_ssh.stderr, via_ssh.stderr
     via_mount = host.daemon.sh(shell_line, check=False)
