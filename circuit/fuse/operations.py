@@ -155,10 +155,14 @@ class CircuitOperations(pyfuse3.Operations):
         return await self.lookup(parent_inode, name)
 
     async def rmdir(self, parent_inode, name, ctx):
-        await self._await(self.circuit.rmdir(self._child(parent_inode, name)))
+        path = self._child(parent_inode, name)
+        await self._await(self.circuit.rmdir(path))
+        self.inodes.removed(path)  # a new element of that name is a new inode
 
     async def unlink(self, parent_inode, name, ctx):
-        await self._await(self.circuit.unlink(self._child(parent_inode, name)))
+        path = self._child(parent_inode, name)
+        await self._await(self.circuit.unlink(path))
+        self.inodes.removed(path)
 
     async def rename(self, parent_old, name_old, parent_new, name_new, flags, ctx):
         old, new = self._child(parent_old, name_old), self._child(parent_new, name_new)
