@@ -20,6 +20,23 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, what: str
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+_READ = {"x86_64": 0, "aarch64": 63}.get(os.uname().machine)
+
+
+def reading(pid: int, path) -> bool:
+    """The process has ``path`` open and sits in read(2): blocked on it, for a file of the
+    mount that has nothing to give yet (root may read /proc/PID/syscall; else the open)."""
+    try:
+        opened = any(os.path.realpath(f"/proc/{pid}/fd/{fd}") == str(path)
+                     for fd in os.listdir(f"/proc/{pid}/fd"))
+        if not opened or _READ is None:
+            return opened
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split()[0] == str(_READ)
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+
+
 def is_mounted(path: Path) -> bool:
     target = os.path.abspath(path)  # no stat: a dead daemon's mount answers ENOTCONN
     with open("/proc/self/mounts") as f:

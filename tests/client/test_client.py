@@ -1,6 +1,5 @@
 """The Python client and ``circuit --url`` against two real hosts, with a client certificate."""
 import errno
-import json
 import os
 import signal
 import subprocess

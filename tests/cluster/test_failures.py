@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import members, start_cluster
-from helpers import make_ca, start_daemon, wait_for
+from helpers import chan_stat, make_ca, reading, start_daemon, wait_for
 
 
 def _events(host):
@@ -31,7 +31,9 @@ def test_kill_is_noticed_and_calls_fail_with_ehostdown(tmp_path):
         blocked = subprocess.Popen(["cat", str(b.mount / a.host_id / "dc/chan/w/recv")],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         watchers = [_events(b), _events(c)]
-        time.sleep(0.5)
+        wait_for(lambda: chan_stat(a.root / "dc/chan/w")["receivers_waiting"] == 1, what="B's reader to wait")
+        for h, w in zip((b, c), watchers):
+            wait_for(lambda: reading(w.pid, h.root / "sys/events"), what="the watchers to read")
         a.proc.kill()
         for w in watchers:
             assert _next_event(w) == {"left": a.host_id, "reason": "failed"}
@@ -66,7 +68,7 @@ def test_graceful_stop_is_a_leave(tmp_path):
     a, b = start_cluster(tmp_path, 2)
     try:
         w = _events(b)
-        time.sleep(0.3)
+        wait_for(lambda: reading(w.pid, b.root / "sys/events"), what="the watcher to read")
         a.stop()
         assert _next_event(w) == {"left": a.host_id, "reason": "left"}
         w.kill()

@@ -2,9 +2,9 @@
 import json
 import os
 import subprocess
-import time
 
 from conftest import members
+from helpers import chan_stat, wait_for
 
 
 def test_every_host_sees_every_host(trio):
@@ -21,7 +21,8 @@ def test_channel_made_remotely_send_here_receive_there(trio):
     b.sh(f"mkdir {remote} && echo 0 > {remote}/cap")
     assert (a.root / "dc" / "chan" / "c-remote").is_dir()  # it lives on A
     sender = subprocess.Popen(["bash", "-c", f"echo over > {remote}/send"])
-    time.sleep(0.3)
+    # A writer on another host waits on its own host, for the owner's word that a send could go.
+    wait_for(lambda: chan_stat(a.root / "dc/chan/c-remote")["send_waits"] == 1, what="the sender to wait")
     assert sender.poll() is None  # cap 0 across hosts: waits for the receiver
     assert a.sh("cat dc/chan/c-remote/recv").stdout == "over\n"
     assert sender.wait(10) == 0

@@ -3,9 +3,10 @@ import errno
 import json
 import os
 import subprocess
-import time
 
 import pytest
+
+from helpers import chan_stat, wait_for
 
 
 def _chan(host, name, cap):
@@ -23,9 +24,8 @@ def test_echo_is_one_message(host, names):
 def test_cap0_send_completes_only_when_received(host, names):
     c = _chan(host, names("c"), 0)
     sender = subprocess.Popen(["bash", "-c", f"echo rendezvous > {c}/send"])
-    time.sleep(0.5)
+    wait_for(lambda: chan_stat(c)["senders_waiting"] == 1, what="the sender to wait")
     assert sender.poll() is None, "a cap-0 send returned before anyone received"
-    assert json.loads((c / "stat").read_text())["senders_waiting"] == 1
     assert host.sh(f"cat {c}/recv").stdout == "rendezvous\n"
     assert sender.wait(10) == 0
 
@@ -34,7 +34,7 @@ def test_full_channel_blocks_the_sender(host, names):
     c = _chan(host, names("c"), 1)
     host.sh(f"echo one > {c}/send")
     sender = subprocess.Popen(["bash", "-c", f"echo two > {c}/send"])
-    time.sleep(0.3)
+    wait_for(lambda: chan_stat(c)["senders_waiting"] == 1, what="the sender to wait")
     assert sender.poll() is None
     assert host.sh(f"cat {c}/recv").stdout == "one\n"
     assert sender.wait(10) == 0
@@ -62,7 +62,7 @@ def test_try_and_wait_files(host, names):
     host.sh(f"cat {c}/waitrecv")
     assert host.sh(f"cat {c}/tryrecv").stdout == "a\n"
     waiter = subprocess.Popen(["cat", f"{c}/waitrecv"])
-    time.sleep(0.3)
+    wait_for(lambda: chan_stat(c)["recv_waits"] == 1, what="the waiter to wait")
     assert waiter.poll() is None
     host.sh(f"echo c > {c}/send")
     assert waiter.wait(10) == 0
@@ -115,7 +115,7 @@ def test_64_mib_message(host, names):
 def test_rmdir_wakes_waiters_and_removes(host, names):
     c = _chan(host, names("c"), 0)
     reader = subprocess.Popen(["cat", f"{c}/recv"], stderr=subprocess.PIPE)
-    time.sleep(0.2)
+    wait_for(lambda: chan_stat(c)["receivers_waiting"] == 1, what="the reader to wait")
     host.sh(f"rmdir {c}")
     assert reader.wait(10) == 1
     assert not c.exists()

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from helpers import reader_gives_up, writer_gives_up
+from helpers import chan_stat, reader_gives_up, wait_for, writer_gives_up
 
 
 def _chan(host, name, cap):
@@ -30,9 +30,10 @@ def test_timeout_on_recv_loses_nothing(host, names):
 def test_ctrl_c_on_recv_then_message_goes_to_next_reader(host, names):
     c = _chan(host, names("c"), 4)
     reader = subprocess.Popen(["cat", f"{c}/recv"], stdout=subprocess.PIPE)
-    time.sleep(0.3)
+    wait_for(lambda: chan_stat(c)["receivers_waiting"] == 1, what="the reader to wait")
     reader.send_signal(signal.SIGINT)
     assert reader.wait(5) != 0
+    wait_for(lambda: chan_stat(c)["receivers_waiting"] == 0, what="its wait to go")
     host.sh(f"echo one > {c}/send")
     assert host.sh(f"cat {c}/recv").stdout == "one\n"
 
@@ -65,7 +66,7 @@ def test_hundreds_of_blocked_readers_do_not_freeze_the_mount(host, names):
     c = _chan(host, names("c"), 0)
     readers = [subprocess.Popen(["cat", f"{c}/recv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                for _ in range(300)]
-    time.sleep(1)
+    wait_for(lambda: chan_stat(c)["receivers_waiting"] == 300, 30, what="300 readers to wait")
     assert host.sh("ls dc/chan && cat sys/id", timeout=10).returncode == 0
     host.sh(f"for i in $(seq 1 10); do echo m$i > {c}/send; done", timeout=30)
     host.sh(f"echo close > {c}/close")
@@ -80,7 +81,7 @@ def test_a_descriptor_inherited_from_an_exited_opener_still_reads(host, names):
     reader = subprocess.Popen(["bash", "-c", f"exec 3< {c}/recv; (sleep 0.3; cat <&3) & exit 0"],
                               stdout=subprocess.PIPE)
     reader.wait(10)
-    time.sleep(0.5)
+    wait_for(lambda: chan_stat(c)["receivers_waiting"] == 1, what="the child to read")
     host.sh(f"echo inherited > {c}/send")
     assert reader.stdout.read() == b"inherited\n"
 

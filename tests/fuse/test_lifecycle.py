@@ -6,7 +6,7 @@ import signal
 import subprocess
 import time
 
-from helpers import is_mounted, start_daemon, wait_for
+from helpers import is_mounted, reading, start_daemon, wait_for
 
 
 def test_twistd_plugin_runs_the_host(tmp_path):
@@ -54,7 +54,8 @@ def test_sigterm_unmounts_with_readers_blocked(tmp_path):
          "echo '{\"path\": \"/bin/sleep\", \"args\": [\"60\"]}' > dc/proc/p/run")
     readers = [subprocess.Popen(["cat", str(d.root / f)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                for f in ("dc/chan/c/recv", "dc/proc/p/waitexit", "dc/proc/p/stdout", "sys/events")]
-    time.sleep(0.5)
+    for r, f in zip(readers, ("dc/chan/c/recv", "dc/proc/p/waitexit", "dc/proc/p/stdout", "sys/events")):
+        wait_for(lambda: reading(r.pid, d.root / f), what=f"a reader blocked on {f}")
     start = time.monotonic()
     assert d.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
     assert time.monotonic() - start < 10
@@ -68,7 +69,7 @@ def test_ctrl_c_on_the_foreground_daemon(tmp_path):
     d = start_daemon(tmp_path)
     reader = subprocess.Popen(["cat", str(d.root / "sys/events")], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
-    time.sleep(0.3)
+    wait_for(lambda: reading(reader.pid, d.root / "sys/events"), what="the reader to block")
     d.proc.send_signal(signal.SIGINT)
     assert d.proc.wait(10) in (0, -signal.SIGINT)
     wait_for(lambda: not is_mounted(d.mount), 5, what="the unmount")
