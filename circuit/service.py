@@ -195,7 +195,7 @@ class CircuitService(MultiService):
             for name in list(self.host.elements[kind]):
                 self.host.remove(kind, name)  # kills running processes
         self.keeper.stop()
-        self.peers.disconnect_all()
+        yield self.peers.close()  # the confirms told the owners of messages read here leave first
         for port in (self._ssh_port, self._control_port):
             if port is not None:
                 yield port.stopListening()

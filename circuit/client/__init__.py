@@ -156,13 +156,15 @@ class Client:
         """An operation of the API: cancelled, as every other, when the client closes."""
         return self.session.track(d)
 
-    def close(self) -> None:
-        """Cancel what is waiting, release what is open, hang up."""
+    def close(self) -> Deferred:
+        """Cancel what is waiting, release what is open, hang up.  Fires once the connections
+        have closed: only then has everything told the hosts left (the confirm of a message
+        received last, above all), so stop the reactor or exit after it, not before."""
         self.closed = True
         self.session.close()
         if self._events is not None:
             self._events.cancel()
-        self.peers.disconnect_all()
+        return self.peers.close()
 
 
 def _raise_first(ctx, status: int, errs: list):

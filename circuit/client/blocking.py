@@ -13,6 +13,7 @@ interrupted ``recv()`` takes nothing.
 """
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from typing import Any
@@ -86,8 +87,19 @@ def _wrapped(value):
 
 
 def connect(url: str, data: str = "~/.circuit"):
-    """A connected client whose every call blocks (see `circuit.client.connect`)."""
-    return call(lambda: _client.connect(url, data, reactor=_running_reactor()))
+    """A connected client whose every call blocks (see `circuit.client.connect`).
+
+    Closed at the latest when the interpreter exits: the reactor runs in a daemon thread,
+    which dies with the interpreter, and the confirm of a message received last must
+    leave before it does (else its owner gives the message to the next reader too)."""
+    client = call(lambda: _client.connect(url, data, reactor=_running_reactor()))
+    atexit.register(_close_at_exit, client._inner)
+    return client
+
+
+def _close_at_exit(client) -> None:
+    if not client.closed:
+        call(client.close)
 
 
 __all__ = ["connect", "call"]

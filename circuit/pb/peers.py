@@ -11,7 +11,7 @@ from typing import Callable, Optional
 from urllib.parse import urlparse
 
 from twisted.internet import endpoints
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, fail, succeed
 from twisted.internet.error import ConnectError, ConnectionLost, ConnectionDone
 from twisted.logger import Logger
 from twisted.spread import pb
@@ -163,6 +163,25 @@ class Peers:
     def disconnect_all(self) -> None:
         for peer_id in list(self._brokers):
             self.disconnect(peer_id)
+
+    def close(self, timeout: float = 2.0) -> Deferred:
+        """Hang up every connection and fire once each has closed: what was written to them
+        and not yet sent (a confirm told without an answer) has then left, so a process may
+        exit.  A connection still open after ``timeout`` seconds is aborted."""
+        brokers = list(self._brokers.values())
+        closed = []
+        for broker in brokers:
+            d: Deferred = Deferred()
+            broker.notifyOnDisconnect(lambda d=d: None if d.called else d.callback(None))
+            closed.append(d)
+        self.disconnect_all()
+
+        def late(failure):
+            failure.trap(TimeoutError)
+            for broker in brokers:
+                if broker.transport is not None:
+                    broker.transport.abortConnection()
+        return DeferredList(closed).addTimeout(timeout, self._reactor).addCallbacks(lambda _: None, late)
 
     def clock(self) -> float:
         return self._reactor.seconds()

@@ -117,6 +117,32 @@ def test_the_command_line_with_url_from_a_machine_without_a_host(cluster, tmp_pa
     assert none.returncode == 1 and "no client credentials" in none.stderr
 
 
+@pytest.mark.parametrize("how", ["cli", "script"])
+def test_a_message_received_just_before_exit_is_not_given_again(cluster, how):
+    """The confirm of the last message received must leave before the process exits: the
+    reactor thread dies with the interpreter, and an owner that never hears the confirm gives
+    the message to the next reader too (found by the checked history, 4 in 60 s)."""
+    a, b, me = cluster
+    name = f"exit-{how}"
+    chan = b.root / "dc" / "chan" / name
+    b.sh(f"mkdir dc/chan/{name} && echo 100 > dc/chan/{name}/cap")
+    script = textwrap.dedent(f"""
+        from circuit.client.blocking import connect
+        c = connect({a.url!r}, data={str(me)!r})
+        print(c.host({b.host_id!r}).chan({name!r}).recv().decode(), end="")
+    """)  # no close(): the interpreter's exit closes it
+    for i in range(10):
+        b.sh(f"echo m{i} > dc/chan/{name}/send")
+        if how == "cli":
+            got = subprocess.run([sys.executable, "-m", "circuit.cli.main", "--url", a.url, "--data", str(me),
+                                  "recv", f"/{b.host_id}/dc/chan/{name}"], capture_output=True, text=True, cwd=ROOT)
+        else:
+            got = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+        assert got.stdout == f"m{i}\n", got.stderr
+        wait_for(lambda: chan_stat(chan)["handing_over"] == 0, what="the hand-over to settle")
+        assert chan_stat(chan)["len"] == 0, f"m{i} was given back after it was received"
+
+
 def test_a_dead_host_is_ehostdown_not_a_hang(tmp_path):
     ca = make_ca(tmp_path / "ca")
     a = start_daemon(tmp_path / "a", "--ca", str(ca))

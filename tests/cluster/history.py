@@ -1,9 +1,12 @@
 """A checked history, in the manner of Jepsen: real hosts, real clients, faults, and a checker.
 
-Clients run the shell's own tools (``echo > send``, ``cat recv``) through the mounts of randomly
-chosen live hosts, each operation given up after ``OP_TIMEOUT`` seconds with SIGTERM, as
-``timeout(1)`` would (the harness sends it, so it knows when); every operation is recorded with
-its start, end, outcome and the moment it was given up.  A nemesis stops (SIGSTOP), kills
+Clients send and receive through randomly chosen live hosts and, for each operation, one of the
+ways in (`VIEWS`): the shell's own tools on the host's mount (``echo > send``, ``cat recv``), the
+``circuit`` command line through that host's control socket, ``ssh HOST COMMAND`` to that host's
+SSH server, and the Python client over PB (``circuit --url``, a client certificate).  Each
+operation is given up after ``OP_TIMEOUT`` seconds with SIGTERM, as ``timeout(1)`` would (the
+harness sends it, so it knows when); every operation is recorded with its view, start, end,
+outcome and the moment it was given up.  A nemesis stops (SIGSTOP), kills
 (SIGKILL) and restarts (SIGTERM, then a new member) hosts meanwhile.  The channels live on host
 0, which is only ever stopped briefly: a host's elements die with it, so what is checked is
 what the circuit promises while the owner lives, whoever the callers and whatever happens to
@@ -43,14 +46,19 @@ import json
 import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from helpers import start_daemon, wait_for
+from ssh_clients import keypair
 
 OP_TIMEOUT = 5.0
+# How often each way in is chosen: the command line through PB loads Twisted (0.3 s of CPU), so
+# it is chosen less, lest it starve the hosts of the two CPUs a CI machine has.
+VIEWS = {"mount": 4, "cli": 2, "ssh": 2, "client": 1}
 WINDOW = 0.05  # seconds: a receive's end this close to its deadline coincided with a hand-over
 SLACK = 2.0
 
@@ -60,13 +68,14 @@ class Op:
     kind: str          # "send" or "recv"
     client: str
     channel: str
-    host: int          # the host whose mount was used
+    host: int          # the host whose mount (or socket, or SSH server, or PB port) was used
     start: float
     end: float = 0.0
     outcome: str = ""  # "ok", "timeout" or "fail"
     message: str = ""  # sent, or received (recv: whatever cat printed)
     error: str = ""
     killed: float = 0.0  # when it was given up (SIGTERM), if it was
+    view: str = "mount"
 
 
 @dataclass
@@ -91,8 +100,8 @@ class History:
     def summary(self) -> dict:
         count: dict[str, int] = {}
         for o in self.ops:
-            key = f"{o.kind} {o.outcome}"
-            count[key] = count.get(key, 0) + 1
+            for key in (f"{o.kind} {o.outcome}", f"{o.view} {o.kind} {o.outcome}"):
+                count[key] = count.get(key, 0) + 1
         count.update({f"fault {f.what}": sum(1 for x in self.faults if x.what == f.what)
                       for f in self.faults})
         count["drained"] = sum(len(v) for v in self.drained.values())
@@ -178,15 +187,21 @@ class Run:
     """Four hosts, clients and a nemesis for ``seconds``; then a drain.  ``run()`` -> History."""
 
     def __init__(self, tmp: Path, ca: Path, seconds: float, hosts: int = 4, clients: int = 4,
-                 seed: int | None = None):
+                 seed: int | None = None, views: dict | None = None):
         self.tmp, self.ca, self.seconds = tmp, ca, seconds
         self.rng = random.Random(seed)
         self.clients = clients
+        self.views = views or VIEWS
         self.history = History()
         self.lock = threading.Lock()
-        self.hosts: list = [start_daemon(tmp / "h0-0", "--ca", str(ca))]
+        # The other ways in: an SSH key every host accepts, and a client certificate.
+        self.ssh_key = keypair(tmp / "id_ed25519")
+        (tmp / "authorized_keys").write_text((tmp / "id_ed25519.pub").read_text())
+        subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca", str(ca),
+                        str(tmp / "client")], check=True, capture_output=True)
+        self.hosts: list = [self._start(0, 0)]
         for i in range(1, hosts):
-            self.hosts.append(start_daemon(tmp / f"h{i}-0", "--ca", str(ca), "-j", self.hosts[0].url))
+            self.hosts.append(self._start(i, 0, "-j", self.hosts[0].url))
         self.owner = self.hosts[0].host_id
         self.live = set(range(hosts))
         self.incarnation = [0] * hosts
@@ -198,19 +213,44 @@ class Run:
         for name, cap in self.channels.items():
             self.hosts[0].sh(f"mkdir dc/chan/{name} && echo {cap} > dc/chan/{name}/cap")
 
+    def _start(self, i: int, incarnation: int, *extra: str):
+        h = start_daemon(self.tmp / f"h{i}-{incarnation}", "--ca", str(self.ca), "--sftp", "127.0.0.1:0",
+                         "--authorized-keys", str(self.tmp / "authorized_keys"), *extra)
+        wait_for(lambda: (h.data / "ssh").exists(), what="the SSH server")
+        return h
+
     # -- clients --------------------------------------------------------------------------------
     def _path(self, host: int, channel: str, file: str) -> str:
         return str(self.hosts[host].mount / self.owner / "dc" / "chan" / channel / file)
+
+    def _argv(self, view: str, host: int, verb: str, channel: str, message: str = "") -> list[str]:
+        """The command that sends ``message`` (verb "send") or receives, through ``view``."""
+        h = self.hosts[host]
+        element = f"/{self.owner}/dc/chan/{channel}"
+        if view == "mount":
+            if verb == "send":
+                # coreutils' echo, not bash's builtin: the builtin ignores what close(2) says (and
+                # a blocked send is answered at close), so it reports success when the host dies.
+                return ["bash", "-c", f"exec /bin/echo {message} > {self._path(host, channel, 'send')}"]
+            return ["cat", self._path(host, channel, "recv")]
+        if view == "ssh":
+            port = (h.data / "ssh").read_text().strip().rsplit(":", 1)[1]
+            command = f"echo {message} > {element}/send" if verb == "send" else f"cat {element}/recv"
+            return ["ssh", "-p", port, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                    "-o", "LogLevel=ERROR", "-o", "StrictHostKeyChecking=no",
+                    "-o", "UserKnownHostsFile=/dev/null", "-i", str(self.ssh_key), "me@127.0.0.1", command]
+        where = ["--data", str(h.data)] if view == "cli" else ["--url", h.url, "--data", str(self.tmp / "client")]
+        return [sys.executable, "-m", "circuit.cli.main", *where, verb, element]
 
     def _pick(self) -> int:
         with self.lock:
             return self.rng.choice(sorted(self.live))
 
-    def _run(self, op: Op, argv: list[str]) -> None:
+    def _run(self, op: Op, argv: list[str], input: str | None = None) -> None:
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL if input is None else subprocess.PIPE)
         try:
-            out, err = p.communicate(timeout=OP_TIMEOUT)
+            out, err = p.communicate(input, timeout=OP_TIMEOUT)
         except subprocess.TimeoutExpired:
             op.killed = time.monotonic()
             p.send_signal(signal.SIGTERM)
@@ -228,23 +268,26 @@ class Run:
         with self.lock:
             self.history.ops.append(op)
 
+    def _view(self) -> str:
+        with self.lock:
+            return self.rng.choices(list(self.views), weights=list(self.views.values()))[0]
+
     def _sender(self, name: str) -> None:
         seq = 0
         while not self.stopping.is_set():
             seq += 1
             channel = self.rng.choice(list(self.channels))
-            host = self._pick()
-            op = Op("send", name, channel, host, time.monotonic(), message=f"{name}-{seq}")
-            # coreutils' echo, not bash's builtin: the builtin ignores what close(2) says (and a
-            # blocked send is answered at close), so it reports success when the host dies.
-            self._run(op, ["bash", "-c", f"exec /bin/echo {op.message} > {self._path(host, channel, 'send')}"])
+            host, view = self._pick(), self._view()
+            op = Op("send", name, channel, host, time.monotonic(), message=f"{name}-{seq}", view=view)
+            argv = self._argv(view, host, "send", channel, op.message)
+            self._run(op, argv, input=op.message + "\n" if view in ("cli", "client") else None)
 
     def _receiver(self, name: str) -> None:
         while not self.stopping.is_set():
             channel = self.rng.choice(list(self.channels))
-            host = self._pick()
-            op = Op("recv", name, channel, host, time.monotonic())
-            self._run(op, ["cat", self._path(host, channel, "recv")])
+            host, view = self._pick(), self._view()
+            op = Op("recv", name, channel, host, time.monotonic(), view=view)
+            self._run(op, self._argv(view, host, "recv", channel))
 
     # -- the nemesis ----------------------------------------------------------------------------
     def _fault(self, what: str, i: int, act) -> None:
@@ -268,8 +311,7 @@ class Run:
         wait_for(lambda: old.host_id not in {p.name for p in self.hosts[0].mount.iterdir()}, 30,
                  what="the owner to see the host go")
         self.incarnation[i] += 1
-        self.hosts[i] = start_daemon(self.tmp / f"h{i}-{self.incarnation[i]}", "--ca", str(self.ca),
-                                     "-j", self.hosts[0].url)
+        self.hosts[i] = self._start(i, self.incarnation[i], "-j", self.hosts[0].url)
         wait_for(lambda: self.owner in {p.name for p in self.hosts[i].mount.iterdir()}, 15,
                  what="the new member to see the owner")
         with self.lock:
