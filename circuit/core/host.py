@@ -1,6 +1,7 @@
 """One host's elements and identity: what ``/X.../`` is made of, minus the files."""
 from __future__ import annotations
 
+import gc
 import os
 import re
 import secrets
@@ -17,6 +18,7 @@ Element = Union[Channel, Process, Select]
 KINDS = ("proc", "chan", "select")
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}\Z")
 _HOST_ID = re.compile(r"X[0-9a-f]{16}\Z")
+COLLECT_AFTER = 2.0  # seconds after a removal: the full garbage collection that gives memory back
 
 
 def new_host_id() -> str:
@@ -49,6 +51,8 @@ class Host:
         self.elements: dict[str, dict[str, Element]] = {k: {} for k in KINDS}
         self.events = EventHub()
         self.on_removed: list[Callable[[str, str], None]] = []
+        self._collecting = None  # the collection after removals, once scheduled
+        self._removed = 0  # elements removed since the last collection
 
     def make(self, kind: str, name: str) -> Element:
         check_name(name)
@@ -80,6 +84,26 @@ class Host:
             element.remove()
         for callback in self.on_removed:
             callback(kind, name)
+        self._removed += 1
+        self._collect_soon()
+
+    def _collect_soon(self) -> None:
+        """A full collection after removals, so that memory goes back to the system.  A
+        removed element is freed at once, but the allocator's pools stay mapped while a
+        single block in them is used, and the free lists that a full collection empties
+        pin many: 200 selects of 1000 clauses made and removed left a host at 250 MB, and
+        86 MB after one collection.  A collection pauses the host (18 ms with 10,000
+        elements, 130 ms with 100,000), so it runs COLLECT_AFTER seconds after removals
+        that amount to a tenth of the elements there were (as Python's own oldest
+        generation is collected when it has grown by a quarter)."""
+        live = sum(len(t) for t in self.elements.values())
+        if self.reactor is None or self._collecting is not None or self._removed * 10 < live + self._removed:
+            return
+
+        def collect() -> None:
+            self._collecting, self._removed = None, 0
+            gc.collect()
+        self._collecting = self.reactor.callLater(COLLECT_AFTER, collect)
 
     def _table(self, kind: str) -> dict[str, Element]:
         try:

@@ -278,10 +278,10 @@ class MessageHandle(Handle):
         self._wrote = False  # a write since the last flush (an empty one counts)
         self._deliver_now = deliver_now or deliver
         self._ready = ready
-        if check is not None:
-            self._check: Optional[Callable[[], Any]] = lambda: check(self._written())
-        else:
-            self._check = check_state
+        # No closure over self here: a handle in a reference cycle outlives its element
+        # until the cycle collector runs (a select's clauses with it: 1 KB each).
+        self._check_content = check
+        self._check_state = check_state
         self._pieces: list[bytes] = []  # what was written since the last flush
         self._kept: Optional[bytes] = None  # an attempt that would have waited
         self._truncate = truncate
@@ -307,7 +307,7 @@ class MessageHandle(Handle):
             self._pieces.append(data)
             self._size += len(data)
         self._wrote = True  # even nothing: an empty write(...) then flush sends the empty message
-        if self._check is None:
+        if self._check_content is None and self._check_state is None:
             return succeed(len(data))
 
         def refused(failure):
@@ -315,6 +315,11 @@ class MessageHandle(Handle):
                 self._refuse(failure.value)
             return failure
         return maybeDeferred(self._check).addCallbacks(lambda _: len(data), refused)
+
+    def _check(self) -> Any:
+        if self._check_content is not None:
+            return self._check_content(self._written())
+        return self._check_state()
 
     def _refuse(self, error: errors.CircuitError) -> errors.CircuitError:
         """Drop what was written, and refuse what follows until the flush: a write that
