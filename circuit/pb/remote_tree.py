@@ -75,7 +75,10 @@ class RemoteHostTree:
             self.peers.tell(self.host_id, self.url, method, *args)
 
     def _cancel(self, call_id: int) -> None:
-        self.peers.call(self.host_id, self.url, "cancel", call_id, timeout=5).addErrback(lambda f: None)
+        def failed(failure) -> None:  # recovered: a read's late answer is given back (_left)
+            log.info("cancelling call {call} on {host} failed ({why}); the owner ends it when the "
+                     "connection goes", call=call_id, host=self.host_id, why=failure.getErrorMessage())
+        self.peers.call(self.host_id, self.url, "cancel", call_id, timeout=5).addErrback(failed)
 
     def _track(self, d: Deferred) -> Deferred:
         self._waiting.add(d)
@@ -159,7 +162,14 @@ def _remote_clause(tree: RemoteHostTree, path: tuple, op: str, spelled: str) -> 
             lambda value: RemoteValue(tree, path, value))
 
     def undo(value: "RemoteValue") -> None:
-        tree.call("clause_undo", wire_path, op, spelled, value.data, value.key or 0).addErrback(lambda f: None)
+        def failed(failure) -> None:
+            # Nothing to retry against: the owner is gone or not answering, and its channel
+            # with it if it is gone.  Say what was lost.
+            what = f"{len(value.data)} bytes" if value.key is None else "a large message"
+            log.error("{what} that a select took from {host}:{path} could not be given back "
+                      "({why}): lost, unless its host is gone and the channel with it",
+                      what=what, host=tree.host_id, path="/".join(path), why=failure.getErrorMessage())
+        tree.call("clause_undo", wire_path, op, spelled, value.data, value.key or 0).addErrback(failed)
 
     def write(message: bytes, caller: Optional[ICaller] = None) -> Deferred:
         return tree.put(path, message, caller or _NoCaller())
@@ -200,7 +210,10 @@ class _HeldHandle(Handle):
         return self._tree.call("held_read", self._key, offset, size)
 
     def release(self) -> Deferred:
-        return self._tree.call("held_drop", self._key).addErrback(lambda f: None)
+        def failed(failure) -> None:  # the owner drops it with the connection instead
+            log.info("dropping a held value on {host} failed: {why}", host=self._tree.host_id,
+                     why=failure.getErrorMessage())
+        return self._tree.call("held_drop", self._key).addErrback(failed)
 
 
 @implementer(IHandle)
