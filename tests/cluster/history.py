@@ -7,7 +7,8 @@ SSH server, and the Python client over PB (``circuit --url``, a client certifica
 operation is given up after ``OP_TIMEOUT`` seconds with SIGTERM, as ``timeout(1)`` would (the
 harness sends it, so it knows when); every operation is recorded with its view, start, end,
 outcome and the moment it was given up.  A nemesis stops (SIGSTOP), kills
-(SIGKILL) and restarts (SIGTERM, then a new member) hosts meanwhile.  The channels live on host
+(SIGKILL) and restarts (SIGTERM, then a new member) hosts meanwhile, and, with the hosts in
+network namespaces of their own (`netlab.Lab`), cuts one off from the others and heals it.  The channels live on host
 0, which is only ever stopped briefly: a host's elements die with it, so what is checked is
 what the circuit promises while the owner lives, whoever the callers and whatever happens to
 their hosts.
@@ -187,8 +188,12 @@ class Run:
     """Four hosts, clients and a nemesis for ``seconds``; then a drain.  ``run()`` -> History."""
 
     def __init__(self, tmp: Path, ca: Path, seconds: float, hosts: int = 4, clients: int = 4,
-                 seed: int | None = None, views: dict | None = None):
+                 seed: int | None = None, views: dict | None = None, lab=None):
         self.tmp, self.ca, self.seconds = tmp, ca, seconds
+        # With a netlab.Lab each host has a network namespace of its own, and the nemesis
+        # also cuts hosts apart; clients that speak TCP (ssh, the client over PB) run in the
+        # namespace of the host they use, as a program on that machine would.
+        self.lab = lab
         self.rng = random.Random(seed)
         self.clients = clients
         self.views = views or VIEWS
@@ -214,8 +219,12 @@ class Run:
             self.hosts[0].sh(f"mkdir dc/chan/{name} && echo {cap} > dc/chan/{name}/cap")
 
     def _start(self, i: int, incarnation: int, *extra: str):
-        h = start_daemon(self.tmp / f"h{i}-{incarnation}", "--ca", str(self.ca), "--sftp", "127.0.0.1:0",
-                         "--authorized-keys", str(self.tmp / "authorized_keys"), *extra)
+        where: tuple = ("--sftp", "127.0.0.1:0")
+        if self.lab is not None:
+            where = ("-a", f"{self.lab.addr(i)}:7700", "--sftp", f"{self.lab.addr(i)}:0")
+        h = start_daemon(self.tmp / f"h{i}-{incarnation}", "--ca", str(self.ca), *where,
+                         "--authorized-keys", str(self.tmp / "authorized_keys"), *extra,
+                         prefix=self.lab.prefix(i) if self.lab is not None else ())
         wait_for(lambda: (h.data / "ssh").exists(), what="the SSH server")
         return h
 
@@ -233,14 +242,18 @@ class Run:
                 # a blocked send is answered at close), so it reports success when the host dies.
                 return ["bash", "-c", f"exec /bin/echo {message} > {self._path(host, channel, 'send')}"]
             return ["cat", self._path(host, channel, "recv")]
+        near = list(self.lab.prefix(host)) if self.lab is not None else []
         if view == "ssh":
-            port = (h.data / "ssh").read_text().strip().rsplit(":", 1)[1]
+            address, _, port = (h.data / "ssh").read_text().strip().rpartition(":")
             command = f"echo {message} > {element}/send" if verb == "send" else f"cat {element}/recv"
-            return ["ssh", "-p", port, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                    "-o", "LogLevel=ERROR", "-o", "StrictHostKeyChecking=no",
-                    "-o", "UserKnownHostsFile=/dev/null", "-i", str(self.ssh_key), "me@127.0.0.1", command]
-        where = ["--data", str(h.data)] if view == "cli" else ["--url", h.url, "--data", str(self.tmp / "client")]
-        return [sys.executable, "-m", "circuit.cli.main", *where, verb, element]
+            return near + ["ssh", "-p", port, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                           "-o", "LogLevel=ERROR", "-o", "StrictHostKeyChecking=no",
+                           "-o", "UserKnownHostsFile=/dev/null", "-i", str(self.ssh_key),
+                           f"me@{address.strip('[]')}", command]
+        if view == "cli":  # a Unix socket: reached through the file system, in any namespace
+            return [sys.executable, "-m", "circuit.cli.main", "--data", str(h.data), verb, element]
+        return near + [sys.executable, "-m", "circuit.cli.main", "--url", h.url, "--data",
+                       str(self.tmp / "client"), verb, element]
 
     def _pick(self) -> int:
         with self.lock:
@@ -332,6 +345,11 @@ class Run:
             elif roll < 0.85:
                 i = self.rng.choice(others)
                 self._fault("restart", i, lambda: self._replace(i, signal.SIGTERM))
+            elif self.lab is not None and roll < 0.95:
+                # Cut one host (the owner too) off from all the others, then heal.
+                i = self.rng.choice(range(len(self.hosts)))
+                rest = [j for j in range(len(self.hosts)) if j != i]
+                self._fault("cut off, then healed", i, lambda: self._cut(i, rest, self.rng.uniform(0.5, 3.0)))
             else:
                 # Stopped past the failure detector, then killed: its hand-overs are settled as lost.
                 i = self.rng.choice(others)
@@ -342,6 +360,11 @@ class Run:
                     self._stop_until_gone(i)
                     self._replace(i, signal.SIGKILL)
                 self._fault("stop past the failure detector, then kill", i, stop_then_kill)
+
+    def _cut(self, i: int, rest: list[int], seconds: float) -> None:
+        self.lab.cut([i], rest)
+        time.sleep(seconds)
+        self.lab.heal()
 
     def _stop_until_gone(self, i: int) -> None:
         h = self.hosts[i]
