@@ -14,8 +14,9 @@ are the tree's whole-file operations (`circuit.tree.whole`: put, get, make), the
 ones the command line and ``ssh HOST COMMAND`` run too, each one PB call to the
 owning host; a receive is confirmed by the client only once its Deferred is
 still wanted, so a cancelled ``recv()`` takes nothing.  `Client.run` runs any
-command of the command layer (`circuit.commands.verbs`) here.  Errors are `circuit.errors` (each an errno
-and one line).  `circuit.client.blocking` wraps all of this for plain scripts.
+command of the command layer (`circuit.commands.verbs`) here.  Errors are
+`circuit.errors` (each an errno and one line).  `circuit.client.blocking` wraps
+all of this for plain scripts.
 """
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ from circuit.commands import verbs
 from circuit.interfaces import ICaller
 from circuit.pb.peers import Peers, parse_url
 from circuit.pb.remote_tree import RemoteHostTree
-from circuit.tree.circuit import Circuit
 from circuit.tree import whole
+from circuit.tree.circuit import Circuit
 from circuit.tree.session import Session
 
 log = Logger("circuit.client")

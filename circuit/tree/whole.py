@@ -4,11 +4,12 @@ A send, a cap, a run command, a signal: each is one content written whole into
 one file and delivered at its close.  `put` is that, and `make` an element with
 its first file (a channel and its cap, a process and its run); `get` is the
 other way, a message or a record read whole (recv, waitexit, stat).  A host's tree
-offers both (`IHostTree.put`, `IHostTree.make`) so that another host's tree can
-ask for each in one message rather than rebuild it from open, write, flush and
-release; these functions are what they do on the owning host, over the tree's
-own files, and what a remote tree falls back to for a content bigger than one
-message.
+offers put and make (`IHostTree.put`, `IHostTree.make`) so that another host's
+tree can ask for each in one message rather than rebuild it from open, write,
+flush and release; the functions here are what they do on the owning host, over
+the tree's own files, and what a remote tree falls back to for a content bigger
+than one message.  A get is one message already: a remote open travels with its
+first read.
 """
 from __future__ import annotations
 
