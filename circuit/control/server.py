@@ -22,6 +22,7 @@ from zope.interface import implementer
 from circuit.commands import verbs
 from circuit.control import wire
 from circuit.interfaces import ICaller, ICircuit
+from circuit.tree.callers import peer_gone
 from circuit.tree.session import Session
 
 log = Logger("circuit")
@@ -43,7 +44,7 @@ class ControlProtocol(Protocol):
         self._paused: Optional[list] = None
 
     def alive(self) -> bool:
-        return not self.gone
+        return not self.gone and not peer_gone(self.transport)
 
     # -- from the client ------------------------------------------------------------------
     def connectionMade(self) -> None:

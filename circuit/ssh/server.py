@@ -33,6 +33,7 @@ from circuit.interfaces import ICaller, ICircuit
 from circuit.commands import verbs
 from circuit.ssh.keys import AuthorizedKeysFile, fingerprint, host_key
 from circuit.ssh.sftp import CONCH_LOG, SFTPServer, SFTPSubsystem
+from circuit.tree.callers import peer_gone
 from circuit.tree.session import Session
 
 log = Logger("circuit.ssh")
@@ -67,6 +68,15 @@ class CircuitUser(ConchUser):
         if interface is ISFTPServer:
             return SFTPServer(self)
         return None
+
+    def here(self) -> bool:
+        """Logged in, and the client's end of the TCP connection still open: asked of the
+        socket itself, since the reactor may not have read that end yet."""
+        if not self.connected:
+            return False
+        conn = getattr(self, "conn", None)  # conch's connection service sets avatar.conn
+        tcp = getattr(getattr(conn, "transport", None), "transport", None)
+        return tcp is None or not peer_gone(tcp)
 
     def logout(self) -> None:
         self.connected = False
@@ -189,7 +199,7 @@ class CommandSession:
         self.gone = False
 
     def alive(self) -> bool:
-        return not self.gone and self.user.connected
+        return not self.gone and self.user.here()
 
     def getPty(self, term, windowSize, modes):
         raise errors.NotPermitted("no terminals here")

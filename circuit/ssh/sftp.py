@@ -140,7 +140,7 @@ class SFTPFile:
         return self
 
     def alive(self) -> bool:
-        return not self.closed and not self.server.gone and self.server.user.connected
+        return not self.closed and not self.server.gone and self.server.user.here()
 
     def _open(self):
         return self.server.session.file(self.number)

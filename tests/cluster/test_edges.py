@@ -6,14 +6,18 @@ import pytest
 
 from conftest import met_cluster
 from helpers import chan_stat, reader_gives_up, wait_for, writer_gives_up
+from ssh_clients import keypair
 
 ROUNDS = 5
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    """Hosts A (owning the channels) and B, both mounted."""
-    yield from met_cluster(tmp_path_factory.mktemp("pair"), 2)
+    """Hosts A (owning the channels) and B, both mounted, with SSH servers taking one key."""
+    tmp = tmp_path_factory.mktemp("pair")
+    keypair(tmp / "key")
+    (tmp / "authorized_keys").write_text((tmp / "key.pub").read_text())
+    yield from met_cluster(tmp, 2, "--sftp", "127.0.0.1:0", "--authorized-keys", str(tmp / "authorized_keys"))
 
 
 def _chan(a, name: str, cap: int):
@@ -74,3 +78,40 @@ def test_a_select_on_one_host_over_a_recv_on_another_loses_nothing_when_aborted(
     assert chan_stat(c)["len"] == 0  # the select took it
     b.sh("echo abort > dc/select/s/abort")
     assert a.sh("cat dc/chan/sel/recv").stdout == "one\n"
+
+
+@pytest.mark.parametrize("view", ["cli", "ssh"])
+def test_a_reader_killed_while_its_host_is_stopped_takes_nothing(pair, view):
+    """The reader's host hears of its death only when it reads the end of the client's
+    socket, which may come after the message: B is stopped, the offer reaches it, then the
+    client is killed; when B resumes it must ask the socket itself (else the message goes to
+    the dead reader, lost)."""
+    import signal
+    import subprocess
+    import sys
+
+    a, b = pair
+    chan = _chan(a, f"stopped-{view}", 5)
+    element = f"/{a.host_id}/dc/chan/{chan.name}"
+    if view == "cli":
+        argv = [sys.executable, "-m", "circuit.cli.main", "--data", str(b.data), "recv", element]
+    else:
+        wait_for(lambda: (b.data / "ssh").exists(), what="B's SSH server")
+        port = (b.data / "ssh").read_text().strip().rsplit(":", 1)[1]
+        argv = ["ssh", "-p", port, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "-i", str(b.data.parent.parent / "key"), "me@127.0.0.1", f"cat {element}/recv"]
+    for i in range(3):
+        reader = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: chan_stat(chan)["receivers_waiting"] == 1, 30, what="B's reader to wait")
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            a.sh(f"echo m{i} > dc/chan/{chan.name}/send")
+            wait_for(lambda: chan_stat(chan)["handing_over"] == 1, what="the offer to B")
+            reader.kill()
+            reader.wait(10)
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: chan_stat(chan)["handing_over"] == 0, what="B to settle the offer")
+        assert chan_stat(chan)["len"] == 1, f"m{i} went to a reader that was dead"
+        assert a.sh(f"cat dc/chan/{chan.name}/recv").stdout == f"m{i}\n"
