@@ -6,12 +6,12 @@ ways in (`VIEWS`): the shell's own tools on the host's mount (``echo > send``, `
 SSH server, and the Python client over PB (``circuit --url``, a client certificate).  Each
 operation is given up after ``OP_TIMEOUT`` seconds with SIGTERM, as ``timeout(1)`` would (the
 harness sends it, so it knows when); every operation is recorded with its view, start, end,
-outcome and the moment it was given up.  A nemesis stops (SIGSTOP), kills
-(SIGKILL) and restarts (SIGTERM, then a new member) hosts meanwhile, and, with the hosts in
-network namespaces of their own (`netlab.Lab`), cuts one off from the others and heals it.  The channels live on host
-0, which is only ever stopped briefly: a host's elements die with it, so what is checked is
-what the circuit promises while the owner lives, whoever the callers and whatever happens to
-their hosts.
+outcome and the moment it was given up.  A nemesis stops (SIGSTOP), kills (SIGKILL) and
+restarts (SIGTERM, then a new member) hosts meanwhile, and, with the hosts in network
+namespaces of their own (`netlab.Lab`), cuts one off from the others and heals it.  The
+channels live on host 0, which is only ever stopped or cut off briefly: a host's elements die
+with it, so what is checked is what the circuit promises while the owner lives, whoever the
+callers and whatever happens to their hosts.
 
 An operation that timed out or failed is indeterminate: it may or may not have happened.  The
 checker then finds:
