@@ -37,6 +37,34 @@ def reading(pid: int, path) -> bool:
         return False
 
 
+def rss_mb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1]) // 1024
+
+
+def feed_until_held(feeder: subprocess.Popen, most: int = 300 << 20) -> int:
+    """Write zeros into ``feeder``'s stdin, up to ``most`` bytes, until its count stops moving
+    (it is blocked, not done); the bytes it took."""
+    import threading
+    sent = [0]
+
+    def feed():
+        try:
+            while sent[0] < most:
+                feeder.stdin.write(b"\0" * (1 << 20))
+                sent[0] += 1 << 20
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+    threading.Thread(target=feed, daemon=True).start()
+
+    def stalled():
+        before = sent[0]
+        time.sleep(0.5)
+        return sent[0] == before and before > 0
+    wait_for(stalled, 60, interval=0, what="the feeder to be held back")
+    return sent[0]
+
+
 def is_mounted(path: Path) -> bool:
     target = os.path.abspath(path)  # no stat: a dead daemon's mount answers ENOTCONN
     with open("/proc/self/mounts") as f:

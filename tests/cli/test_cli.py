@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import chan_stat, wait_for  # noqa: E402
+from helpers import chan_stat, feed_until_held, rss_mb, wait_for  # noqa: E402
 from ssh_clients import ssh_daemon  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -237,32 +237,14 @@ def test_a_select_from_the_command_line(host):
 def test_input_faster_than_the_command_takes_it_is_held_back(host):
     """A process that never reads its stdin, fed by a command line without end: the host holds
     a few MiB of it and stops reading the socket; the writer blocks instead of the host growing."""
-    import threading
-    import time
     h = host.host_id
     circuit(host, "mkproc", f"/{h}/dc/proc/deaf", "--", "/bin/sleep", "60")
     feeder = popen(host, "stdin", f"/{h}/dc/proc/deaf", stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
-    sent = [0]
-
-    def feed():
-        try:
-            while sent[0] < 300 << 20:
-                feeder.stdin.write(b"\0" * (1 << 20))
-                sent[0] += 1 << 20
-        except (BrokenPipeError, ValueError, OSError):
-            pass
-    threading.Thread(target=feed, daemon=True).start()
-
-    def stalled():  # the feeder's count stops moving: it is blocked, not done
-        before = sent[0]
-        time.sleep(0.5)
-        return sent[0] == before and before > 0
-    wait_for(stalled, 60, interval=0, what="the feeder to be held back")
-    with open(f"/proc/{host.daemon.proc.pid}/status") as f:
-        rss = int(next(line for line in f if line.startswith("VmRSS:")).split()[1]) // 1024
+    sent = feed_until_held(feeder)
+    rss = rss_mb(host.daemon.proc.pid)
     try:
-        assert sent[0] < 64 << 20, f"{sent[0] >> 20} MiB taken from a reader-less stdin"
+        assert sent < 64 << 20, f"{sent >> 20} MiB taken from a reader-less stdin"
         assert rss < 200, f"the host holds {rss} MiB"
     finally:
         circuit(host, "signal", "KILL", f"/{h}/dc/proc/deaf")

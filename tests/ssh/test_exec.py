@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import chan_stat, wait_for  # noqa: E402
+from helpers import chan_stat, feed_until_held, rss_mb, wait_for  # noqa: E402
 
 
 def test_ls_and_mkdir_and_rmdir(client, names):
@@ -160,32 +160,14 @@ def test_a_connection_holds_a_bounded_number_of_files(tmp_path):
 def test_input_faster_than_the_command_takes_it_is_held_back(client, names):
     """A process that never reads its stdin, fed through ssh without end: the host stops
     opening the channel's window, so the ssh client blocks instead of the host growing."""
-    import threading
-    import time
     h, p = client.host_id, names("proc")
     client.daemon.sh(f"mkdir dc/proc/{p} && echo '{{\"path\": \"/bin/sleep\", \"args\": [\"60\"]}}' > dc/proc/{p}/run")
     feeder = subprocess.Popen(client.ssh_argv(f"stdin /{h}/dc/proc/{p}"), stdin=subprocess.PIPE,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sent = [0]
-
-    def feed():
-        try:
-            while sent[0] < 300 << 20:
-                feeder.stdin.write(b"\0" * (1 << 20))
-                sent[0] += 1 << 20
-        except (BrokenPipeError, ValueError, OSError):
-            pass
-    threading.Thread(target=feed, daemon=True).start()
-
-    def stalled():  # the feeder's count stops moving: it is blocked, not done
-        before = sent[0]
-        time.sleep(0.5)
-        return sent[0] == before and before > 0
-    wait_for(stalled, 60, interval=0, what="the feeder to be held back")
-    with open(f"/proc/{client.daemon.proc.pid}/status") as f:
-        rss = int(next(line for line in f if line.startswith("VmRSS:")).split()[1]) // 1024
+    sent = feed_until_held(feeder)
+    rss = rss_mb(client.daemon.proc.pid)
     try:
-        assert sent[0] < 64 << 20, f"{sent[0] >> 20} MiB taken from a reader-less stdin"
+        assert sent < 64 << 20, f"{sent >> 20} MiB taken from a reader-less stdin"
         assert rss < 200, f"the host holds {rss} MiB"
     finally:
         client.daemon.sh(f"echo KILL > dc/proc/{p}/signal")
