@@ -1,5 +1,6 @@
 """Certificates carry a role: a client may use elements, never make membership calls."""
 import json
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 from conftest import members, met_cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import wait_for  # noqa: E402
+from helpers import reading, wait_for  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -37,7 +38,16 @@ def test_a_client_certificate_cannot_tell_the_cluster_who_is_dead(tmp_path):
         assert members(a) == sorted([a.host_id, b.host_id])
 
         # The same call from a member's certificate is believed: the check is what stopped it.
-        assert "ok" in pb_call("host", ca, a.url, "ping", b_dead)
-        wait_for(lambda: members(a) == [a.host_id], what="A to believe a member's rumour")
+        # (B, alive, refutes within moments: A's events keep what a listing can miss.)
+        events = subprocess.Popen(["cat", str(a.root / "sys/events")], stdout=subprocess.PIPE)
+        try:
+            wait_for(lambda: reading(events.pid, a.root / "sys/events"), what="A's events to be read")
+            assert "ok" in pb_call("host", ca, a.url, "ping", b_dead)
+            assert select.select([events.stdout], [], [], 10)[0], "A did not believe a member's rumour"
+            heard = json.loads(events.stdout.readline())
+            assert heard == {"left": b.host_id, "reason": "failed"}, heard
+        finally:
+            events.kill()
+            events.wait()
     finally:
         hosts.close()
