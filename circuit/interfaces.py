@@ -74,6 +74,11 @@ class IHandle(Interface):
     def known_size():
         """The content's whole size once known (a fetched message, a fixed text), else None."""
 
+    def available():
+        """For a stream that reads take nothing from (a process's output): how many bytes
+        from its start can be read now without waiting, else None.  A reader on another
+        host reads that far ahead of its reads."""
+
     def offered() -> bool:
         """True while a read's answer took something (a message) not yet confirmed.
 

@@ -203,6 +203,8 @@ class Process:
             except (ierror.ProcessExitedAlready, OSError):
                 pass
         self._exit.fail_all(errors.NotFound("the process was removed"))
+        self.stdout.discard()
+        self.stderr.discard()
 
     def output_read(self) -> bool:
         """Exited, and each of stdout and stderr read through to its end (or empty)."""

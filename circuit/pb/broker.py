@@ -5,6 +5,8 @@ from OpenSSL import SSL
 from twisted.logger import Logger
 from twisted.spread import jelly, pb
 
+from circuit.pb.banana import LinearDecoding
+
 log = Logger("circuit.pb")
 
 
@@ -28,8 +30,9 @@ def tls_refusal(reason) -> str:
     return ""
 
 
-class Broker(pb.Broker):
-    """Small request/answer messages: no Nagle delay (40 ms with delayed ACKs), and keepalive.
+class Broker(LinearDecoding, pb.Broker):
+    """Small request/answer messages: no Nagle delay (40 ms with delayed ACKs), and keepalive;
+    Banana decoded in linear time (circuit/pb/banana.py).
 
     A connection lost to a refused TLS handshake (a certificate from another CA, none, an
     expired one) is said so on both sides: logged here, and told to a dialling factory

@@ -239,6 +239,7 @@ class RemoteHandle(Handle):
         self._behind_error: Optional[Exception] = None
         self._landed = WaiterSet()
         self._chunks: dict[int, _Chunk] = {}  # read ahead, by chunk number
+        self._available: Optional[int] = None  # of a stream read ahead: bytes there to read
         self._sending: Optional[_Sending] = None
 
     def known_size(self):
@@ -262,6 +263,8 @@ class RemoteHandle(Handle):
             if offset >= self._size:
                 return succeed(b"")  # the end, known already: spare the round trip
             return self._read_ahead(offset, size)
+        if self._available is not None and (offset // wire.MAX_CHUNK + 1) * wire.MAX_CHUNK <= self._available:
+            return self._stream_ahead(offset, size)
         first = offset == 0 and self.streaming
         # The first read asks for a whole chunk: a small result (a message) then arrives
         # whole, and the rest is read here.
@@ -273,7 +276,8 @@ class RemoteHandle(Handle):
         return d
 
     def _got(self, answer, offset: int, size: int) -> bytes:
-        (known, offered), data = answer
+        (known, offered, *more), data = answer
+        self._note_available(more)
         if known is not None:
             self._size = known
             if offset == 0 and len(data) == known:
@@ -296,6 +300,32 @@ class RemoteHandle(Handle):
                                                          wire.MAX_CHUNK, 0).addCallback(lambda a: a[1]))
         start = offset - i * wire.MAX_CHUNK
         return self._chunks[i].get().addCallback(lambda data: data[start:start + size])
+
+    def _note_available(self, more: list) -> None:
+        if more and isinstance(more[0], int):
+            self._available = max(self._available or 0, more[0])
+
+    def _stream_ahead(self, offset: int, size: int) -> Deferred:
+        """A stream that reads take nothing from (a process's output) is read in whole
+        chunks ahead of the reader, as far as it is already there: those reads are
+        answered at once, so a fast writer's output crosses at the link's speed rather
+        than a round trip per read; past what is there, reads go one at a time."""
+        i = offset // wire.MAX_CHUNK
+        for j in [j for j in self._chunks if j < i]:
+            del self._chunks[j]
+        for j in range(i, i + AHEAD):
+            if (j + 1) * wire.MAX_CHUNK > self._available:
+                break
+            if j not in self._chunks:
+                self._chunks[j] = _Chunk(self._tree.call("read", self._hid, j * wire.MAX_CHUNK,
+                                                         wire.MAX_CHUNK, 0).addCallback(self._chunk))
+        start = offset - i * wire.MAX_CHUNK
+        return self._chunks[i].get().addCallback(lambda data: data[start:start + size])
+
+    def _chunk(self, answer) -> bytes:
+        (_, _, *more), data = answer
+        self._note_available(more)
+        return data
 
     def _left(self, failure):
         if failure.check(CancelledError):

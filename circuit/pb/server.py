@@ -199,15 +199,18 @@ class PeerSession(pb.Referenceable):
         getattr(handle, how)()
 
     def remote_read(self, hid, offset, size, call_id):
-        """Answers the data with [size, offered]: the file's whole size when known, so
-        the caller can answer the read at the end itself; and whether the read took
-        a message, which the caller's host then confirms or gives back."""
+        """Answers the data with [size, offered, available]: the file's whole size when
+        known, so the caller can answer the read at the end itself; whether the read
+        took a message, which the caller's host then confirms or gives back; and for
+        a stream that reads take nothing from, how much of it is there now, so the
+        caller can read that far ahead."""
         size = min(int(size), wire.MAX_CHUNK)
 
         def read():
             handle = self._handle(hid)
             return handle.read(int(offset), size).addCallback(
-                lambda data: wire.Data([handle.known_size(), handle.offered()], data))
+                lambda data: wire.Data([handle.known_size(), handle.offered(), handle.available()],
+                                       data))
         return self._blocking(call_id, read)
 
     def remote_confirm(self, hid, release=False):

@@ -38,6 +38,10 @@ class Handle:
         """The whole content's size once it is known (lets a remote reader stop early)."""
         return None
 
+    def available(self) -> Optional[int]:
+        """Bytes of a stream readable now without waiting, if reading takes nothing."""
+        return None
+
     # A read that took something (a message) hands it over in two steps: the view,
     # at its last moment before its caller has the bytes, confirms or gives it back.
     def offered(self) -> bool:
@@ -224,16 +228,24 @@ def _then(d: Deferred, fn) -> Deferred:
 
 
 class StreamHandle(Handle):
-    """Reads from a source with ``read(offset, size)`` that blocks for more (stdout)."""
+    """Reads from a source with ``read(offset, size)`` that blocks for more (stdout).
+
+    With ``ahead``, reading takes nothing and ``len(source)`` bytes are there to read
+    (a process's output): a reader on another host may read ahead of its reads."""
 
     streaming = True
 
-    def __init__(self, source: Any, on_release: Optional[Callable[[], None]] = None):
+    def __init__(self, source: Any, on_release: Optional[Callable[[], None]] = None,
+                 ahead: bool = False):
         self._source = source
         self._on_release = on_release
+        self._ahead = ahead
 
     def read(self, offset: int, size: int) -> Deferred:
         return self._source.read(offset, size)
+
+    def available(self) -> Optional[int]:
+        return len(self._source) if self._ahead else None
 
     def release(self) -> Deferred:
         if self._on_release is not None:

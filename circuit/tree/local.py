@@ -69,6 +69,9 @@ class _Recording(Handle):
     def known_size(self):
         return self.inner.known_size()
 
+    def available(self):
+        return self.inner.available()
+
     def offered(self):
         return self.inner.offered()
 

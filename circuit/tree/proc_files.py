@@ -48,7 +48,8 @@ def _stdin(ctx, flags, caller):
 
 def _output(which: str):
     def open_(ctx, flags, caller):
-        return StreamHandle(getattr(ctx.element, which), on_release=lambda: _maybe_scrub(ctx))
+        return StreamHandle(getattr(ctx.element, which), on_release=lambda: _maybe_scrub(ctx),
+                            ahead=True)
     return open_
 
 

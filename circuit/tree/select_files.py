@@ -97,7 +97,7 @@ def _read_n(ctx, flags, caller):
     outcome.consumed = True
     value = outcome.value
     if isinstance(value, Output):
-        return StreamHandle(value)
+        return StreamHandle(value, ahead=True)
     if isinstance(value, bytes):
         return TextHandle(value)
     return LazyHandle(value.open(caller))  # held by another host

@@ -91,3 +91,64 @@ def test_a_cancelled_read_leaves_the_others():
     failure(gone, CancelledError)
     out.append(b"data")
     assert value(stays) == b"data"
+
+
+# -- past SPILL_AFTER, the stream lives in an unlinked file, not in the daemon's memory ---
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=12), st.integers(0, 600),
+       st.lists(st.tuples(st.integers(0, 4000), st.integers(1, 700)), max_size=8))
+def test_the_same_bytes_whether_in_memory_or_spilled(pieces, spill_after, reads):
+    whole = b"".join(pieces)
+    kept, spilled = Output(), Output(spill_after=spill_after)
+    for p in pieces:
+        kept.append(p)
+        spilled.append(p)
+    kept.finish()
+    spilled.finish()
+    assert len(spilled) == len(whole)
+    for offset, size in reads:
+        assert value(spilled.read(offset, size)) == value(kept.read(offset, size)) \
+            == whole[offset:offset + size]
+    spilled.discard()
+
+
+def test_a_spilled_stream_keeps_nothing_in_memory(tmp_path):
+    out = Output(spill_after=1000, directory=str(tmp_path))
+    out.append(b"a" * 600)
+    assert out._file is None and len(out._data) == 600
+    out.append(b"b" * 600)  # past the bound: everything moves to the file
+    assert out._file is not None and len(out._data) == 0
+    assert value(out.read(590, 20)) == b"a" * 10 + b"b" * 10
+    assert list(tmp_path.iterdir()) == []  # unlinked at once: freed with its descriptor
+    out.discard()
+
+
+def test_a_full_disk_is_logged_and_reads_end_at_what_was_kept(tmp_path, monkeypatch):
+    import os
+    from twisted.logger import globalLogPublisher
+    out = Output(spill_after=10, directory=str(tmp_path))
+    out.append(b"0123456789AB")  # spilled
+    said = []
+    globalLogPublisher.addObserver(said.append)
+    real_write = os.write
+
+    def full(fd, data):
+        if fd == out._file:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+    monkeypatch.setattr(os, "write", full)
+    try:
+        out.append(b"lost")
+        out.append(b"also lost")
+    finally:
+        globalLogPublisher.removeObserver(said.append)
+    out.finish()
+    assert out.lost == len(b"lost") + len(b"also lost")
+    assert value(out.read(0, 100)) == b"0123456789AB"
+    assert value(out.read(12, 100)) == b""
+    assert any("process output lost" in e.get("log_format", "") for e in said)
+    out.discard()
