@@ -2,6 +2,7 @@
 
     python bench/bare_pb.py serve CA_DIR PORT_FILE      # echo server, prints nothing
     python bench/bare_pb.py time CA_DIR PORT N          # N sequential round trips; prints seconds each
+    python bench/bare_pb.py stream CA_DIR PORT N SIZE K # N calls of SIZE bytes, K in flight; prints seconds
 
 Same TLS options, certificates and reactor as circuit's hosts, no semantics:
 ``remote_echo`` returns its argument.
@@ -36,6 +37,9 @@ def serve(ca_dir: str, port_file: str) -> None:
         def remote_echo(self, value):
             return value
 
+        def remote_echo_none(self, value):
+            return None
+
     creds = authority.issue_host(authority.load(ca_dir), "X00000000000b0001")
     endpoint = endpoints.SSL4ServerEndpoint(reactor, 0, server_options(creds), interface="127.0.0.1")
 
@@ -47,7 +51,9 @@ def serve(ca_dir: str, port_file: str) -> None:
     reactor.run()
 
 
-def time_round_trips(ca_dir: str, port: int, n: int) -> None:
+def time_round_trips(ca_dir: str, port: int, n: int, size: int = 0, in_flight: int = 0) -> None:
+    """N round trips one after another; or, with ``in_flight``, N calls carrying ``size``
+    bytes each with that many in flight (a stream), timed as a whole."""
     reactor = _reactor()
     from twisted.internet import endpoints
     from twisted.internet.defer import Deferred, inlineCallbacks
@@ -81,6 +87,13 @@ def time_round_trips(ca_dir: str, port: int, n: int) -> None:
         root = broker.remoteForName("root")
         for _ in range(50):
             yield root.callRemote("echo", b"x")
+        if in_flight:
+            from twisted.internet.defer import DeferredSemaphore, gatherResults
+            payload, gate = b"x" * size, DeferredSemaphore(in_flight)
+            t = time.perf_counter()
+            yield gatherResults([gate.run(root.callRemote, "echo_none", payload) for _ in range(n)])
+            print(f"{time.perf_counter() - t:.9f}")
+            return
         times = []
         for _ in range(n):
             t = time.perf_counter()
@@ -94,5 +107,8 @@ def time_round_trips(ca_dir: str, port: int, n: int) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "stream":
+        time_round_trips(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
+                         int(sys.argv[6]))
     else:
         time_round_trips(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

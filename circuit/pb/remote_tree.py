@@ -23,7 +23,7 @@ from circuit.core.select import Clause
 from circuit.interfaces import ICaller, IHandle, IHostTree, OpenFlags
 from circuit.core.waiters import WaiterSet
 from circuit.pb import wire
-from circuit.tree import whole
+from circuit.tree import shape, whole
 from circuit.tree.handles import Handle, TextHandle
 
 log = Logger("circuit.pb")
@@ -44,6 +44,12 @@ class RemoteHostTree:
         self._waiting: set[Deferred] = set()
         self._handles = count(1)
         self._fresh: dict[tuple, tuple[float, Any]] = {}  # path -> (when, Attr) from mkdir
+        # Attributes that stay the same (circuit.tree.shape): the top of the tree, and the
+        # files of each kind, which are answered here for an element seen within _FRESH
+        # seconds (the time the kernel itself trusts an answer for).
+        self._lasting: dict[tuple, Any] = {}
+        self._kind_files: dict[tuple[str, str], Any] = {}
+        self._seen: dict[tuple[str, str], float] = {}  # element -> when it was last seen
 
     # -- calls -------------------------------------------------------------------------
     def call(self, method: str, *args, timeout: float | None = 30.0) -> Deferred:
@@ -97,22 +103,57 @@ class RemoteHostTree:
 
     # -- IHostTree ---------------------------------------------------------------------
     def getattr(self, path: tuple) -> Deferred:
+        now = self.peers.clock()
         fresh = self._fresh.pop(path, None)
-        if fresh is not None and self.peers.clock() - fresh[0] < _FRESH:
+        if fresh is not None and now - fresh[0] < _FRESH:
             return succeed(fresh[1])
-        return self.call("getattr", wire.path_to_wire(path)).addCallback(wire.attr_from_wire)
+        kept = self._kept(path, now)
+        if kept is not None:
+            return succeed(kept)
+        return self.call("getattr", wire.path_to_wire(path)).addCallback(
+            wire.attr_from_wire).addCallback(self._keep, path)
+
+    def _kept(self, path: tuple, now: float) -> Any:
+        if shape.lasting(path):
+            return self._lasting.get(path)
+        of_kind = shape.kind_file(path)
+        if of_kind is not None and now - self._seen.get(path[1:3], -_FRESH) < _FRESH:
+            return self._kind_files.get(of_kind)
+        return None
+
+    def _keep(self, attr, path: tuple):
+        if shape.lasting(path):
+            self._lasting[path] = attr
+        elif shape.kind_file(path) is not None:
+            self._kind_files[shape.kind_file(path)] = attr
+        elif shape.element(path) is not None:
+            self._saw(shape.element(path))
+        return attr
+
+    def _saw(self, element: tuple) -> None:
+        now = self.peers.clock()
+        if len(self._seen) > 4096:  # forget what the kernel no longer trusts either
+            self._seen = {e: t for e, t in self._seen.items() if now - t < _FRESH}
+        self._seen[element] = now
 
     def listdir(self, path: tuple) -> Deferred:
-        return self.call("listdir", wire.path_to_wire(path)).addCallback(
-            lambda entries: [(name, wire.attr_from_wire(a)) for name, a in entries])
+        def listed(entries):
+            for name, _ in entries:
+                if shape.element(path + (name,)) is not None:
+                    self._saw(shape.element(path + (name,)))
+            return [(name, wire.attr_from_wire(a)) for name, a in entries]
+        return self.call("listdir", wire.path_to_wire(path)).addCallback(listed)
 
     def mkdir(self, path: tuple) -> Deferred:
         def made(answer):
             # A view asks for the attributes next: keep them for that one question.
             self._fresh[path] = (self.peers.clock(), wire.attr_from_wire(answer))
+            if shape.element(path) is not None:
+                self._saw(shape.element(path))
         return self.call("mkdir", wire.path_to_wire(path)).addCallback(made)
 
     def rmdir(self, path: tuple) -> Deferred:
+        self._seen.pop(shape.element(path), None)
         return self.call("rmdir", wire.path_to_wire(path))
 
     def unlink(self, path: tuple) -> Deferred:

@@ -1,0 +1,33 @@
+"""Which attributes of a host's tree stay the same, so that a view of another host may keep them.
+
+A host's top of tree (``/``, ``help``, ``dc``, ``dc/chan``, ``sys``, ``sys/stat``...) lives as
+long as the host and never changes; the files of a channel or a process are the same for every
+element of that kind (a select's files depend on its clauses).  Keeping these saves a round trip
+to the owner for each lookup the kernel makes after a mkdir (of the parent) and on the way to a
+control file (``cap``, ``run``, ``waitexit``).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+SAME_FILES = ("chan", "proc")  # kinds whose files are the same for every element
+
+
+def lasting(path: tuple) -> bool:
+    """The node at ``path`` exists, with the same attributes, as long as its host does
+    (once it was seen to exist at all).  fs/ is an ordinary directory: not lasting."""
+    return len(path) <= 2 and path[:1] != ("fs",)
+
+
+def kind_file(path: tuple) -> Optional[tuple[str, str]]:
+    """(kind, file) for a control file whose attributes are its kind's, else None."""
+    if len(path) == 4 and path[0] == "dc" and path[1] in SAME_FILES:
+        return path[1], path[3]
+    return None
+
+
+def element(path: tuple) -> Optional[tuple[str, str]]:
+    """(kind, name) for an element's own directory, else None."""
+    if len(path) == 3 and path[0] == "dc":
+        return path[1], path[2]
+    return None
