@@ -124,6 +124,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
 def cluster_round(tmp: str, ca: str, n: int) -> dict:
     """Form a cluster of n-1, time a join to reach all, idle CPU, then time a kill."""
     base = f"{tmp}/c{n}"
@@ -148,6 +153,7 @@ def cluster_round(tmp: str, ca: str, n: int) -> dict:
         before = [cpu_seconds(p) for p in pids]
         time.sleep(10)
         idle = [(cpu_seconds(p) - b) / 10 * 100 for p, b in zip(pids, before)]
+        rss = [_rss_mb(p) for p in pids]
         # kill the joiner
         killed = time.monotonic()
         joiner.proc.kill()
@@ -161,6 +167,8 @@ def cluster_round(tmp: str, ca: str, n: int) -> dict:
             "kill_all": max(noticed) - killed,
             "idle_mean": statistics.mean(idle),
             "idle_max": max(idle),
+            "rss_mean": statistics.mean(rss),
+            "rss_max": max(rss),
         }
     finally:
         for log in logs:
@@ -286,11 +294,12 @@ def report(series: dict[str, Series], clusters: list[dict], command: str, elapse
         compare = (f"\nThe same message series against revision `{args.compare}` (a second pair of hosts "
                    "running that code), interleaved in the same rounds:\n\n" + "\n".join(rows_c) + "\n")
     cl = ["| hosts | join reaches all (from launch) | of which the joiner's own start | "
-          "kill -9 noticed by all | median | idle CPU per host (mean / max) |",
-          "|---:|---:|---:|---:|---:|---:|"]
+          "kill -9 noticed by all | median | idle CPU per host (mean / max) | RSS per host (mean / max) |",
+          "|---:|---:|---:|---:|---:|---:|---:|"]
     for c in clusters:
         cl.append(f"| {c['n']} | {c['join_all']:.2f} s | {c['startup']:.2f} s | {c['kill_all']:.2f} s | "
-                  f"{c['kill_median']:.2f} s | {c['idle_mean']:.2f}% / {c['idle_max']:.2f}% |")
+                  f"{c['kill_median']:.2f} s | {c['idle_mean']:.2f}% / {c['idle_max']:.2f}% | "
+                  f"{c['rss_mean']:.0f} / {c['rss_max']:.0f} MB |")
     facts = "\n".join(f"| {k} | {v} |" for k, v in machine())
     return f"""{BEGIN}
 
