@@ -169,8 +169,11 @@ def output_across(a_mnt: str, b, b_id: str, mib: int) -> dict:
 
 def elements(tmp: str, n: int) -> dict:
     s, s_url = start_host(tmp, "s", f"{tmp}/ca")
+    t, _ = start_host(tmp, "t", f"{tmp}/ca", s_url)
     root = f"{tmp}/s/mnt/{host_id(s_url)}"
+    remote = f"{tmp}/t/mnt/{host_id(s_url)}"
     try:
+        s.wait_for(lambda: os.path.isdir(remote), "T to see S", 30)
         stat_empty = timed_shell(f"cat {root}/sys/stat", 50)
         rss0 = rss_mb(s.proc.pid)
         made = python(ELEMENTS, s_url, f"{tmp}/me", n, "make")["seconds"]
@@ -186,13 +189,18 @@ def elements(tmp: str, n: int) -> dict:
         ls_before = rss_mb(s.proc.pid)
         ls_circuit = [timed_shell(f"ls {root}/dc/chan | wc -l") for _ in range(3)]
         ls_rss = rss_mb(s.proc.pid)
+        t_before = rss_mb(t.proc.pid)
+        ls_remote = [timed_shell(f"ls {remote}/dc/chan | wc -l") for _ in range(2)]
+        t_rss = rss_mb(t.proc.pid) - t_before
         removed = python(ELEMENTS, s_url, f"{tmp}/me", n, "remove")["seconds"]
         time.sleep(4)  # the collection after removals runs 2 s after them
         rss2 = rss_mb(s.proc.pid)
         return {"n": n, "made": made, "removed": removed, "rss0": rss0, "rss1": rss1, "rss2": rss2,
                 "stat_empty": stat_empty, "stat_full": stat_full, "ls_plain": ls_plain,
-                "ls_first": ls_circuit[0], "ls_again": min(ls_circuit[1:]), "ls_rss": ls_rss - ls_before}
+                "ls_first": ls_circuit[0], "ls_again": min(ls_circuit[1:]), "ls_rss": ls_rss - ls_before,
+                "ls_remote": ls_remote, "t_rss": t_rss}
     finally:
+        t.stop()
         s.stop()
 
 
@@ -258,6 +266,9 @@ def main(argv=None) -> int:
                  f"{e['ls_first'] / e['ls_plain']:.0f}x `ls` of a plain directory as big ({e['ls_plain']:.3f} s) |",
                  f"| the same, again | {e['ls_again']:.2f} s | {e['ls_again'] / e['ls_plain']:.0f}x |",
                  f"| the host's RSS after the listings | +{e['ls_rss']:.0f} MB | |",
+                 f"| the same `ls` through another host's mount, first / again | {e['ls_remote'][0]:.2f} s / "
+                 f"{e['ls_remote'][1]:.2f} s | {e['ls_remote'][1] / e['ls_plain']:.0f}x; that host's RSS "
+                 f"+{e['t_rss']:.0f} MB |",
                  f"| `cat sys/stat` | {e['stat_full'] * 1e3:.1f} ms | {e['stat_full'] / e['stat_empty']:.2f}x "
                  f"on an empty host ({e['stat_empty'] * 1e3:.1f} ms) |",
                  f"| removed, all | {e['removed']:.0f} s | |",

@@ -10,6 +10,7 @@ circuit every call still waiting fails with EHOSTDOWN.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from itertools import count
 from typing import Any, Optional
 
@@ -49,7 +50,7 @@ class RemoteHostTree:
         # seconds (the time the kernel itself trusts an answer for).
         self._lasting: dict[tuple, Any] = {}
         self._kind_files: dict[tuple[str, str], Any] = {}
-        self._seen: dict[tuple[str, str], float] = {}  # element -> when it was last seen
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()  # element -> last seen
 
     # -- calls -------------------------------------------------------------------------
     def call(self, method: str, *args, timeout: float | None = 30.0) -> Deferred:
@@ -131,17 +132,26 @@ class RemoteHostTree:
         return attr
 
     def _saw(self, element: tuple) -> None:
+        """Oldest first: what the kernel no longer trusts either is forgotten from the front."""
         now = self.peers.clock()
-        if len(self._seen) > 4096:  # forget what the kernel no longer trusts either
-            self._seen = {e: t for e, t in self._seen.items() if now - t < _FRESH}
         self._seen[element] = now
+        self._seen.move_to_end(element)
+        while now - next(iter(self._seen.values())) >= _FRESH:
+            self._seen.popitem(last=False)
 
     def listdir(self, path: tuple) -> Deferred:
-        def listed(entries):
-            for name, _ in entries:
+        """The listing, page by page (each one answer of remote_listdir)."""
+        entries: list = []
+
+        def listed(answer):
+            page, more = answer
+            for name, a in page:
                 if shape.element(path + (name,)) is not None:
                     self._saw(shape.element(path + (name,)))
-            return [(name, wire.attr_from_wire(a)) for name, a in entries]
+                entries.append((name, wire.attr_from_wire(a)))
+            if more and page:
+                return self.call("listdir", wire.path_to_wire(path), page[-1][0]).addCallback(listed)
+            return entries
         return self.call("listdir", wire.path_to_wire(path)).addCallback(listed)
 
     def mkdir(self, path: tuple) -> Deferred:

@@ -8,6 +8,8 @@ cancel, and everything is released when the connection goes.
 """
 from __future__ import annotations
 
+import bisect
+
 from itertools import count
 from typing import Optional
 
@@ -76,6 +78,7 @@ class PeerSession(pb.Referenceable):
         self._ids = count(1)
         self._held: dict[int, bytes] = {}
         self._caller = _ConnectionCaller(self)
+        self._listing: Optional[tuple] = None  # (path, names, entries): the listing being paged
         broker.notifyOnDisconnect(self._disconnected)
 
     # -- who is calling -----------------------------------------------------------------
@@ -146,9 +149,31 @@ class PeerSession(pb.Referenceable):
         return self._answer(lambda: self._tree.getattr(wire.path_from_wire(path))
                             .addCallback(wire.attr_to_wire))
 
-    def remote_listdir(self, path):
-        return self._answer(lambda: self._tree.listdir(wire.path_from_wire(path)).addCallback(
-            lambda entries: [[name, wire.attr_to_wire(a)] for name, a in entries]))
+    def remote_listdir(self, path, after=None):
+        """A page of the listing, by name, from after ``after``: [entries, more].  A page is
+        about wire.MAX_CHUNK of JSON; a directory of 100,000 elements takes some twenty.  The
+        listing the first page was cut from serves the pages after it (a snapshot, as a local
+        opendir takes one), so a big listing is made once, not once a page."""
+        path = wire.path_from_wire(path)
+
+        def page(listing):
+            _, names, entries = self._listing = listing
+            i = 0 if after is None else bisect.bisect_right(names, after)
+            out, size = [], 0
+            while i < len(entries) and size <= wire.MAX_CHUNK:
+                out.append(entries[i])
+                size += len(entries[i][0]) + 40
+                i += 1
+            if i == len(entries):
+                self._listing = None
+            return [out, i < len(entries)]
+
+        def listing(entries):
+            entries = sorted(entries, key=lambda e: e[0])
+            return path, [name for name, _ in entries], [[name, wire.attr_to_wire(a)] for name, a in entries]
+        if after is not None and self._listing is not None and self._listing[0] == path:
+            return self._answer(page, self._listing)
+        return self._answer(lambda: self._tree.listdir(path).addCallback(listing).addCallback(page))
 
     def remote_mkdir(self, path):
         """Answers the new directory's attributes: the caller's next question."""

@@ -23,6 +23,9 @@ log = Logger("circuit.pb")
 
 # The most a single read or write may carry: under Banana's 640 KiB string limit.
 MAX_CHUNK = 256 * 1024
+# The most any answer may be: Banana refuses to send a longer string, and the call would
+# never be answered.  A listing is sent in pages of about MAX_CHUNK (remote_listdir).
+MAX_ANSWER = 600 * 1024
 
 _BY_ERRNO = {cls.errno: cls for cls in errors.CircuitError.__subclasses__()}
 
@@ -36,10 +39,16 @@ class Data:
 
 def ok(value: Any = None) -> bytes:
     if isinstance(value, bytes):
-        return b"B" + value
-    if isinstance(value, Data):
-        return b"M" + json.dumps(value.note).encode() + b"\n" + value.payload
-    return b"J" + json.dumps(value).encode()
+        answer = b"B" + value
+    elif isinstance(value, Data):
+        answer = b"M" + json.dumps(value.note).encode() + b"\n" + value.payload
+    else:
+        answer = b"J" + json.dumps(value).encode()
+    if len(answer) > MAX_ANSWER:
+        log.error("an answer of {n} bytes is more than a connection carries: refused instead",
+                  n=len(answer))
+        return refused(errors.TooBig.errno, f"the answer ({len(answer)} bytes) is too big to send")
+    return answer
 
 
 def refused(code: int, why: str) -> bytes:

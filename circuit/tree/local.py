@@ -189,7 +189,10 @@ class LocalHostTree:
         elif path == ("dc",):
             names = list(KINDS)
         elif n == 2:
-            names = sorted(self.host.elements[path[1]])
+            # Every element's directory looks the same: one Attr for all (100,000 of them
+            # are listed in a tenth of the time it takes to ask each).
+            same = Attr("dir", _DIR_RO, mtime=self.host.started)
+            return [(name, same) for name in sorted(self.host.elements[path[1]])]
         else:
             names = sorted(self._files(self._element(path)))
         entries = []
