@@ -100,6 +100,45 @@ def _decide(later: Deferrals, waiter, fire: Callable[[], None]) -> None:
     later.later(lambda: _fire(waiter))
 
 
+class _Line:
+    """A deque made only when first used: an idle channel's three would cost 2 KB (a
+    deque allocates a block of 64 slots at once), more than all the rest of it."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: Optional[deque] = None
+
+    def _made(self) -> deque:
+        if self._items is None:
+            self._items = deque()
+        return self._items
+
+    def append(self, item) -> None:
+        self._made().append(item)
+
+    def appendleft(self, item) -> None:
+        self._made().appendleft(item)
+
+    def popleft(self):
+        return self._made().popleft()
+
+    def remove(self, item) -> None:
+        self._made().remove(item)
+
+    def clear(self) -> None:
+        self._items = None
+
+    def __len__(self) -> int:
+        return 0 if self._items is None else len(self._items)
+
+    def __iter__(self):
+        return iter(()) if self._items is None else iter(self._items)
+
+    def __contains__(self, item) -> bool:
+        return self._items is not None and item in self._items
+
+
 def _fire(waiter) -> None:
     fire, waiter.decided = waiter.decided, None
     if fire is not None:
@@ -115,9 +154,9 @@ class Channel:
         self.removed = False
         self.sent = 0
         self.received = 0
-        self._buffer: deque[bytes] = deque()
-        self._senders: deque[_Sender] = deque()
-        self._receivers: deque[_Receiver] = deque()
+        self._buffer = _Line()     # bytes
+        self._senders = _Line()    # _Sender
+        self._receivers = _Line()  # _Receiver
         self._offered: Optional[Offer] = None  # at most one hand-over in flight
         self._send_ready = WaiterSet()
         self._recv_ready = WaiterSet()
