@@ -159,6 +159,11 @@ class Channel:
         self._receivers = _Line()  # _Receiver
         self._offered: Optional[Offer] = None  # at most one hand-over in flight
         self._send_ready = WaiterSet()
+        # Writers on other hosts wait for a turn (wait_turn): only as many are woken as
+        # could send now, instead of every one of them trying, one succeeding, and the
+        # rest waiting again (a round trip each, for every message taken).
+        self._turn_waiters = WaiterSet()
+        self._turns_out = 0  # woken, their attempt (or their giving up) not yet seen
         self._recv_ready = WaiterSet()
 
     # -- configuration -------------------------------------------------------------
@@ -275,6 +280,35 @@ class Channel:
         else:  # cancelled after its message was settled: it gets the message now
             _fire(receiver)
 
+    # -- turns, for writers that try once when woken (writers on other hosts) ------------
+    def wait_turn(self) -> Deferred:
+        """Fires, taking nothing, when this writer's attempt could go through: a send
+        would not block, and fewer writers hold a turn than could send now.  The writer
+        then attempts (try_send) or gives up, and says so with turn_over()."""
+        if self.removed:
+            return fail(errors.NotFound("the channel was removed"))
+        if self.cap is not None and self._free_turns() > 0 and not len(self._turn_waiters):
+            self._turns_out += 1
+            return succeed(None)
+        return self._turn_waiters.wait()
+
+    def turn_over(self) -> None:
+        """A woken writer attempted, or gave up: its turn may go to the next."""
+        if self._turns_out > 0:
+            self._turns_out -= 1
+            self._settle()
+
+    def _fire_turns(self, n: int) -> None:
+        self._turns_out -= n - self._turn_waiters.fire_first(n)  # some may have left since
+
+    def _free_turns(self) -> int:
+        if not self._would_send():
+            return 0
+        if self.closed:
+            return len(self._turn_waiters) + 1  # every attempt fails at once: wake them all
+        can = self._room() if self._room() > 0 else 1  # a rendezvous: one hand-over at a time
+        return can - self._turns_out
+
     # -- readiness (for select and the wait* files) --------------------------------
     def wait_send(self) -> Deferred:
         """Fires when a send would not block (including: it would fail)."""
@@ -371,6 +405,7 @@ class Channel:
         self._receivers.clear()
         self._buffer.clear()
         later.later(lambda: self._send_ready.fail_all(gone))
+        later.later(lambda: self._turn_waiters.fail_all(gone))
         later.later(lambda: self._recv_ready.fail_all(gone))
         later.run()
 
@@ -384,7 +419,7 @@ class Channel:
             "senders_waiting": len(self._senders),
             "receivers_waiting": len(self._receivers),
             "handing_over": 0 if self._offered is None else 1,
-            "send_waits": len(self._send_ready),  # waiting for a send to be possible
+            "send_waits": len(self._send_ready) + len(self._turn_waiters),  # for a send to be possible
             "recv_waits": len(self._recv_ready),
         }
 
@@ -440,6 +475,12 @@ class Channel:
         # Waiters first: _would_send may ask receivers whether they are alive.
         if len(self._send_ready) and self._would_send():
             later.later(self._send_ready.fire_all)
+        if len(self._turn_waiters):
+            turns = self._free_turns()
+            if turns > 0:
+                n = min(turns, len(self._turn_waiters))
+                self._turns_out += n
+                later.later(lambda: self._fire_turns(n))
         if len(self._recv_ready) and self._would_recv():
             later.later(self._recv_ready.fire_all)
         later.run()

@@ -25,6 +25,13 @@ class WaiterSet:
         self._waiting.append(d)
         return d
 
+    def fire_first(self, n: int, result: Any = None) -> int:
+        """Fire the n oldest waiters (fewer if fewer wait); how many were fired."""
+        firing, self._waiting = self._waiting[:n], self._waiting[n:]
+        for d in firing:
+            d.callback(result)
+        return len(firing)
+
     def fire_all(self, result: Any = None) -> None:
         waiting, self._waiting = self._waiting, []
         for d in waiting:

@@ -36,7 +36,7 @@ def _send(ctx, flags, caller):
     return MessageHandle(lambda m: ch.send(m, alive=caller.alive, side=caller), flags.truncate,
                          check_state=ch.check_send,
                          deliver_now=lambda m: ch.try_send(m, alive=caller.alive, side=caller),
-                         ready=ch.wait_send, limit=MAX_MESSAGE)
+                         ready=ch.wait_turn, turn_over=ch.turn_over, limit=MAX_MESSAGE)
 
 
 def _check_trysend(ch) -> None:

@@ -282,6 +282,7 @@ class MessageHandle(Handle):
                  check_state: Optional[Callable[[], Any]] = None,
                  deliver_now: Optional[Callable[[bytes], Any]] = None,
                  ready: Optional[Callable[[], Deferred]] = None,
+                 turn_over: Optional[Callable[[], None]] = None,
                  limit: int = MAX_CONTROL):
         self._deliver = deliver
         self._limit = limit
@@ -290,6 +291,8 @@ class MessageHandle(Handle):
         self._wrote = False  # a write since the last flush (an empty one counts)
         self._deliver_now = deliver_now or deliver
         self._ready = ready
+        self._turn_over = turn_over  # ready gave this writer a turn: say when it is used
+        self._turn = False
         # No closure over self here: a handle in a reference cycle outlives its element
         # until the cycle collector runs (a select's clauses with it: 1 KB each).
         self._check_content = check
@@ -377,6 +380,12 @@ class MessageHandle(Handle):
         return maybeDeferred(self._deliver, message)
 
     def try_flush(self) -> Deferred:
+        try:
+            return self._try_flush()
+        finally:
+            self._end_turn()  # the attempt is made (taken, or refused): a turn used
+
+    def _try_flush(self) -> Deferred:
         refused = self._refused_flush()
         if refused is not None:
             return refused
@@ -391,13 +400,25 @@ class MessageHandle(Handle):
         return maybeDeferred(self._deliver_now, message).addErrback(would_wait)
 
     def flush_ready(self) -> Deferred:
-        return succeed(None) if self._ready is None else self._ready()
+        if self._ready is None:
+            return succeed(None)
+
+        def turn(result):
+            self._turn = self._turn_over is not None
+            return result
+        return self._ready().addCallback(turn)
+
+    def _end_turn(self) -> None:
+        if self._turn:
+            self._turn = False
+            self._turn_over()
 
     def release(self) -> Deferred:
         # Only a flush delivers (every close(2) through a mount is one).  What is still
         # here was never flushed, or its attempt never went: its writer gave up.
         left = self._kept is not None or bool(self._pieces) or self._wrote
         self._kept, self._pieces, self._size = None, [], 0
+        self._end_turn()  # woken, then gone without trying: the turn goes to the next
         if self._truncate and not self._delivered and not left:
             self._delivered = True  # ": > file": the empty message
             return maybeDeferred(self._deliver, b"")

@@ -523,3 +523,47 @@ def run_steps(cap, steps, give_back_order):
         model.unrecv(m)
         model.check()
     model.finish()
+
+
+# -- turns: writers on other hosts are woken only as many as could send ------------------
+
+def test_a_full_channel_wakes_one_waiting_writer_per_free_slot():
+    ch = chan(1)
+    ch.send(b"fills")
+    turns = [ch.wait_turn() for _ in range(5)]
+    assert all(pending(t) for t in turns)
+    assert ch.stat()["send_waits"] == 5
+    value(ch.recv())
+    assert [not pending(t) for t in turns] == [True, False, False, False, False]
+    ch.try_send(b"first's")  # the woken writer sends ...
+    ch.turn_over()           # ... and its turn is over: nobody else, the channel is full
+    assert [pending(t) for t in turns[1:]] == [True] * 4
+
+
+def test_a_woken_writer_that_gives_up_passes_its_turn_on():
+    ch = chan(1)
+    ch.send(b"fills")
+    turns = [ch.wait_turn() for _ in range(3)]
+    value(ch.recv())
+    assert not pending(turns[0]) and pending(turns[1])
+    ch.turn_over()  # gone without trying
+    assert not pending(turns[1]) and pending(turns[2])
+
+
+def test_a_rendezvous_wakes_one_writer_at_a_time_and_a_closed_channel_all():
+    ch = chan(0)
+    turns = [ch.wait_turn() for _ in range(3)]
+    got = ch.recv()
+    assert [pending(t) for t in turns] == [False, True, True]
+    ch.try_send(b"m")
+    ch.turn_over()
+    assert value(got) == b"m" and [pending(t) for t in turns[1:]] == [True, True]
+    ch.close()
+    assert not any(pending(t) for t in turns)
+
+
+def test_waiting_writers_fail_when_the_channel_is_removed():
+    ch = chan(0)
+    turn = ch.wait_turn()
+    ch.remove()
+    assert failure(turn, errors.NotFound)
