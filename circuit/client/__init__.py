@@ -40,7 +40,7 @@ from circuit.tree.session import Session
 
 log = Logger("circuit.client")
 
-__all__ = ["connect", "Client", "Host", "Chan", "Proc", "Select"]
+__all__ = ["connect", "Client", "Host", "Chan", "Proc", "Select", "Dns"]
 
 
 @implementer(ICaller)
@@ -226,6 +226,17 @@ class Host:
     def select(self, name: str) -> "Select":
         return Select(self.client, self._path("select", name))
 
+    def mkdns(self, name: str, addr: Optional[str] = None) -> Deferred:
+        """Make a DNS server (dc/dns/NAME), listening on ``addr`` (IP:PORT) if given."""
+        if addr is None:
+            path = self._path("dns", name)
+            return self.client._op(self.client.circuit.mkdir(path)).addCallback(
+                lambda _: Dns(self.client, path))
+        return self._make(Dns, "dns", name, f"{addr}\n".encode())
+
+    def dns(self, name: str) -> "Dns":
+        return Dns(self.client, self._path("dns", name))
+
 
 class _Element:
     """An element on some host: each operation is one whole-file operation of the tree
@@ -307,3 +318,28 @@ class Proc(_Element):
     def write_stdin(self, data: bytes) -> Deferred:
         """Write ``data`` to the process's stdin and close it."""
         return self._put("stdin", data)
+
+
+class Dns(_Element):
+    """A DNS server whose records the circuit sets (dc/dns/NAME)."""
+
+    def listen(self, addr: str) -> Deferred:
+        """Serve on ``addr`` (IP:PORT, UDP and TCP), or move there."""
+        return self._put("addr", f"{addr}\n".encode())
+
+    def addr(self) -> Deferred:
+        """Deferred[str | None]: where it listens, as bound."""
+        return self._get("addr").addCallback(lambda b: b.decode().strip() or None)
+
+    def set(self, *lines: str) -> Deferred:
+        """Add records, zone-file lines (``"db.cluster. A 10.0.0.7"``); the NAME and TYPE
+        of each replace the records held for them.  All of them, or none."""
+        return self._put("set", "".join(line + "\n" for line in lines).encode())
+
+    def unset(self, name: str, type: Optional[str] = None) -> Deferred:
+        """Remove a name's records, or only those of ``type``."""
+        return self._put("unset", f"{name} {type or ''}".strip().encode() + b"\n")
+
+    def records(self) -> Deferred:
+        """Deferred[list[str]]: the records held, as zone-file lines."""
+        return self._get("records").addCallback(lambda b: b.decode().splitlines())

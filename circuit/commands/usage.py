@@ -33,6 +33,16 @@ VERBS = {
     "help": ("[COMMAND]", "this list, or one command's usage"),
 }
 
+# The DNS server and the subscription (dc/dns/NAME, dc/subs/NAME).
+VERBS.update({
+    "mkdns": ("PATH [ADDR]", "make a DNS server (dc/dns/NAME), listening on ADDR (IP:PORT, UDP and TCP) "
+                             "if given"),
+    "set": ("PATH [LINE...]", "add records to a DNS server: zone-file lines NAME [TTL] [IN] TYPE DATA, "
+                              "one an argument (or standard input); a NAME and TYPE given replace "
+                              "those held"),
+    "unset": ("PATH NAME [TYPE]", "remove a name's records (or only those of TYPE) from a DNS server"),
+})
+
 # Commands that may wait, and so take --timeout SECONDS.
 WAITING = {"recv", "send", "stdout", "stderr", "wait", "events", "cat", "stdin", "put"}
 
