@@ -33,12 +33,14 @@ def parse_addr(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (an IPv4 or bracketed IPv6 address; port 0 picks a free one)."""
     word = text.strip()
     host, sep, port = word.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         address = None
+    if address is not None and address.version == 6 and not bracketed:
+        address = None  # ::1:53 could be either: an IPv6 address is written [::1]:53
     if not sep or address is None or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise errors.Invalid(f"addr: want IP:PORT (127.0.0.1:5353, [::1]:5353), not {word[:60]!r}")
     return str(address), int(port)
@@ -122,7 +124,8 @@ class DnsServer:
             del self.records[name]
 
     def zone_text(self) -> str:
-        return "".join(r.line() + "\n" for name in sorted(self.records) for r in self.records[name])
+        return "".join(r.line() + "\n" for name in sorted(self.records)
+                       for r in sorted(self.records[name], key=lambda r: r.type))
 
     # -- listening -------------------------------------------------------------------
     def check_listen(self, text: str) -> None:
