@@ -40,7 +40,7 @@ from circuit.tree.session import Session
 
 log = Logger("circuit.client")
 
-__all__ = ["connect", "Client", "Host", "Chan", "Proc", "Select", "Dns"]
+__all__ = ["connect", "Client", "Host", "Chan", "Proc", "Select", "Dns", "Subscription"]
 
 
 @implementer(ICaller)
@@ -237,6 +237,14 @@ class Host:
     def dns(self, name: str) -> "Dns":
         return Dns(self.client, self._path("dns", name))
 
+    def mksubs(self, name: str, *topics: str) -> Deferred:
+        """Make a subscription (dc/subs/NAME) keeping the events of ``topics`` ("join",
+        "leave" or both) until read."""
+        return self._make(Subscription, "subs", name, " ".join(topics).encode() + b"\n")
+
+    def subscription(self, name: str) -> "Subscription":
+        return Subscription(self.client, self._path("subs", name))
+
 
 class _Element:
     """An element on some host: each operation is one whole-file operation of the tree
@@ -343,3 +351,12 @@ class Dns(_Element):
     def records(self) -> Deferred:
         """Deferred[list[str]]: the records held, as zone-file lines."""
         return self._get("records").addCallback(lambda b: b.decode().splitlines())
+
+
+class Subscription(_Element):
+    """Membership events kept until read (dc/subs/NAME)."""
+
+    def recv(self) -> Deferred:
+        """Deferred[dict]: the next event, {"joined": ID, "url": URL} or {"left": ID,
+        "reason": "left" | "failed"}.  Cancelling it takes nothing."""
+        return self._get("recv").addCallback(json.loads)

@@ -27,7 +27,7 @@ from circuit.tree.handles import hand_over
 from circuit.tree.session import Session
 
 CHUNK = 256 * 1024  # what one read asks for; the client's window paces the reads
-KINDS = ("proc", "chan", "select", "dns")
+KINDS = ("proc", "chan", "select", "dns", "subs")
 
 
 class Usage(Exception):
@@ -261,6 +261,9 @@ def _state(kind: str, record: dict) -> str:
     if kind == "dns":
         where = f"on {record['addr']}" if record.get("listening") else "not listening"
         return f"{where}, {record.get('records', 0)} records"
+    if kind == "subs":
+        on = " ".join(record.get("on") or []) or "no topic yet"
+        return f"on {on}, {record.get('len', 0)} waiting" if record.get("on") else on
     if kind == "chan":
         if record.get("cap") is None:
             return "no cap yet"
@@ -552,7 +555,31 @@ async def _unset(ctx: Context, args: list) -> None:
     await _on_element(ctx, "unset", rest[0], "dns", lambda e: _deliver(ctx, e + ("unset",), line))
 
 
-_PLAIN.update({"mkdns": _mkdns, "set": _set, "unset": _unset})
+# -- the subscription ------------------------------------------------------------------------
+def _mksubs(name: str, topics: Optional[str]):
+    async def verb(ctx: Context, args: list) -> None:
+        _, rest = _options(args, "")
+        if len(rest) != (1 if topics else 2):
+            raise Usage(usage(name).splitlines()[0])
+        on = (topics or rest[1]).encode("utf-8", "surrogateescape") + b"\n"
+        await _on_element(ctx, name, rest[0], "subs", lambda e: _make(ctx, e, on))
+    return verb
+
+
+async def _recv(ctx: Context, args: list) -> None:
+    """One message from a channel, or one event from a subscription."""
+    text, = _exactly("recv", args, 1)
+
+    async def recv(path: tuple) -> None:
+        if path[2] not in ("chan", "subs"):
+            raise errors.Invalid(f"{text}: recv is for a channel or a subscription")
+        await read_file(ctx, path + ("recv",))
+    await _on_element(ctx, "recv", text, None, recv)
+
+
+_PLAIN.update({"mkdns": _mkdns, "set": _set, "unset": _unset, "recv": _recv,
+               "mksubs": _mksubs("mksubs", None), "mk@join": _mksubs("mk@join", "join"),
+               "mk@leave": _mksubs("mk@leave", "leave")})
 assert set(_PLAIN) | set(_WRITING) == set(VERBS)
 assert set(_PLAIN) | set(_WRITING) == set(VERBS)
 

@@ -16,9 +16,10 @@ from circuit.core.dns import DnsServer
 from circuit.core.events import EventHub
 from circuit.core.process import Process
 from circuit.core.select import Select
+from circuit.core.subscription import Subscription
 
-Element = Union[Channel, Process, Select, DnsServer]
-KINDS = ("proc", "chan", "select", "dns")
+Element = Union[Channel, Process, Select, DnsServer, Subscription]
+KINDS = ("proc", "chan", "select", "dns", "subs")
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}\Z")
 _HOST_ID = re.compile(r"X[0-9a-f]{16}\Z")
 COLLECT_AFTER = 2.0  # seconds after a removal: the full garbage collection that gives memory back
@@ -69,6 +70,8 @@ class Host:
             element = Process(self.reactor, self.environ, self.clock, self.keeper)
         elif kind == "dns":
             element = DnsServer(self.reactor)
+        elif kind == "subs":
+            element = Subscription(self.events)
         else:
             element = Select()
         table[name] = element

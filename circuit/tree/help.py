@@ -8,6 +8,7 @@ This is circuit host {id}.
   dc/chan/NAME/     mkdir to make a channel; write its cap, then send and recv
   dc/select/NAME/   mkdir to make a select; write clauses to select, cat wait
   dc/dns/NAME/      mkdir to make a DNS server; write where it listens to addr, records to set
+  dc/subs/NAME/     mkdir to make a subscription; write join or leave to on, cat recv
   sys/              id, url, members, events (streams joins and departures), stat
   fs/               this host's exported directory ({fs_root})
 
@@ -72,4 +73,19 @@ A DNS server on this host, answering from the records set here (UDP and TCP).
 Names not set answer NXDOMAIN; it does not recurse.  rmdir stops it and frees the port.
 """
 
-KINDS = {"chan": CHAN, "proc": PROC, "select": SELECT, "dns": DNS}
+SUBS = """\
+A subscription: the cluster's joins or departures, each kept from the moment it was made
+until one reader has read it, in order.
+
+  on        write join, leave, or join leave (once): what it keeps; read it back
+  recv      blocks for the next event, one JSON line as sys/events shows it:
+            {"joined": "X...", "url": "circuit://..."} or {"left": "X...", "reason": "left"}
+            (reason: left, a graceful leave; failed, declared dead)
+  stat      JSON: on, len (waiting to be read), cap, heard, received, dropped,
+            receivers_waiting
+  error     the last error on this subscription
+
+At most 1000 events wait; when one more arrives the oldest is dropped and counted in stat.
+"""
+
+KINDS = {"chan": CHAN, "proc": PROC, "select": SELECT, "dns": DNS, "subs": SUBS}

@@ -19,6 +19,7 @@ from circuit.tree.chan_files import CHANNEL, CHANNEL_OPS
 from circuit.tree.circuit import Circuit
 from circuit.tree.context import ElementContext, as_json
 from circuit.tree.dns_files import DNS
+from circuit.tree.subs_files import SUBSCRIPTION, SUBSCRIPTION_OPS
 from circuit.tree.fs import FsRoot
 from circuit.tree.handles import Handle, StreamHandle, TextHandle
 from circuit.tree.proc_files import PROCESS, PROCESS_OPS
@@ -28,8 +29,8 @@ from circuit.tree.table import ControlFile
 log = Logger("circuit")
 
 _DIR_RO, _DIR_RW = 0o555, 0o777
-_OPS = {"chan": CHANNEL_OPS, "proc": PROCESS_OPS, "select": {}, "dns": {}}
-_TABLES = {"chan": CHANNEL, "proc": PROCESS, "dns": DNS}  # a select's files change as it commits
+_OPS = {"chan": CHANNEL_OPS, "proc": PROCESS_OPS, "select": {}, "dns": {}, "subs": SUBSCRIPTION_OPS}
+_TABLES = {"chan": CHANNEL, "proc": PROCESS, "dns": DNS, "subs": SUBSCRIPTION}  # a select's files change as it commits
 
 
 def _text(fn: Callable[[Any], str | bytes]):
