@@ -97,3 +97,37 @@ def test_nothing_is_missed_between_two_reads(pair):
     assert got == [{"joined": h.host_id, "url": h.url} for h in later] + [seen]  # kept, in order
     for h in later:
         h.stop()
+
+
+def test_a_reader_on_b_that_gives_up_takes_no_event(pair):
+    import signal
+    tmp, (a, b) = pair
+    a.sh("mkdir dc/subs/giveup && echo join > dc/subs/giveup/on")
+    stat = a.root / "dc/subs/giveup/stat"
+    reader = subprocess.Popen(["cat", str(b.mount / a.host_id / "dc/subs/giveup/recv")],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    wait_for(lambda: _stat(stat)["receivers_waiting"] == 1, what="B's reader to block on A")
+    reader.send_signal(signal.SIGTERM)
+    e = _join(tmp, a, "e")
+    try:
+        assert reader.communicate(timeout=15)[0] == b""  # the reader that left printed nothing
+        assert _recv(b.mount / a.host_id / "dc/subs/giveup/recv") == {"joined": e.host_id, "url": e.url}
+        assert (_stat(stat)["received"], _stat(stat)["len"]) == (1, 0)
+    finally:
+        e.stop()
+
+
+def test_a_select_waits_on_a_subscription(pair):
+    tmp, (a, b) = pair
+    a.sh("mkdir dc/subs/sel dc/chan/quiet && echo join > dc/subs/sel/on && echo 0 > dc/chan/quiet/cap")
+    on_a = b.mount / a.host_id / "dc"
+    b.sh(f"""mkdir {on_a}/select/s && echo '[{{"op": "r", "file": "chan/quiet/recv"}}, """
+         f"""{{"op": "r", "file": "subs/sel/recv"}}]' > {on_a}/select/s/select""")
+    waiting = subprocess.Popen(["cat", str(on_a / "select/s/wait")], stdout=subprocess.PIPE)
+    f = _join(tmp, a, "f")
+    try:
+        assert json.loads(waiting.communicate(timeout=15)[0]) == {"clause": 1, "file": "read.1"}
+        assert json.loads((on_a / "select/s/read.1").read_text()) == {"joined": f.host_id, "url": f.url}
+        assert _stat(a.root / "dc/subs/sel/stat")["len"] == 0  # taken by the select, once
+    finally:
+        f.stop()
