@@ -78,10 +78,9 @@ class DnsServer:
         if self.removed:
             raise errors.NotFound("the DNS server was removed")
 
-    def _merged(self, text: str) -> dict[str, list[Record]]:
-        """The records after ``set``: each NAME and TYPE in the text replaced by the text's."""
+    def _merged(self, given: list[Record]) -> dict[str, list[Record]]:
+        """The records after ``set``: each NAME and TYPE given replaced by those given."""
         self._check_alive()
-        given = parse_lines(text)
         merged = {name: list(rs) for name, rs in self.records.items()}
         replaced = {(r.name, r.type) for r in given}
         for name, kind in replaced:
@@ -98,13 +97,14 @@ class DnsServer:
             raise errors.TooBig(f"set: a DNS server holds at most {MAX_RECORDS} records")
         return merged
 
-    def check_set(self, text: str) -> None:
-        self._merged(text)
+    def check_set(self, given: list[Record]) -> None:
+        """Raise what `set` of these records would."""
+        self._merged(given)
 
     def set(self, text: str) -> None:
         """Add the records of ``text`` (zone-file lines); those of a NAME and TYPE it
         gives replace the ones held.  All or nothing."""
-        self.records = self._merged(text)
+        self.records = self._merged(parse_lines(text))
 
     def unset(self, text: str) -> None:
         """Remove every record of a NAME, or of a NAME and TYPE (``NAME [TYPE]``)."""

@@ -166,10 +166,11 @@ def parse_line(line: str) -> Record:
     return Record(name, ttl, kind, rdata, payload)
 
 
-def parse_lines(text: str) -> list[Record]:
-    """Every record of ``text``: one a line; blank lines and ``;`` comments are skipped."""
+def parse_lines(text: str, first: int = 1, empty_ok: bool = False) -> list[Record]:
+    """Every record of ``text``: one a line (numbered from ``first``, for the refusal);
+    blank lines and ``;`` comments are skipped."""
     records = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), first):
         stripped = line.strip()
         if not stripped or stripped.startswith(";"):
             continue
@@ -177,6 +178,6 @@ def parse_lines(text: str) -> list[Record]:
             records.append(parse_line(stripped))
         except errors.Invalid as e:
             raise errors.Invalid(f"set: line {number}: {e.message}; nothing was set")
-    if not records:
+    if not records and not empty_ok:
         raise errors.Invalid("set: no record given (NAME [TTL] [IN] TYPE DATA, one a line)")
     return records

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from circuit import errors
+from circuit.core.zone import parse_lines
 from circuit.tree.context import ElementContext, as_json
 from circuit.tree.handles import MessageHandle, TextHandle
 from circuit.tree.table import ControlFile, table
@@ -33,17 +34,33 @@ def _check_addr(srv, data: bytes) -> None:
         srv.check_listen(_text(data, "addr"))
 
 
-def _check_set(srv, data: bytes) -> None:
-    srv._check_alive()
-    lines = _whole_lines(data)
-    if lines.strip():
-        srv.check_set(_text(lines, "set"))
+class _LineCheck:
+    """The check of ``set`` at every write(2): each line read once, as it is completed.
+    What was written so far comes whole at every write, so reading it all each time would
+    cost a zone of many small writes the square of its size, in the reactor."""
+
+    def __init__(self, srv):
+        self._srv = srv
+        self._checked = b""  # the lines already read, and good
+        self._records: list = []  # theirs
+
+    def __call__(self, data: bytes) -> None:
+        self._srv._check_alive()
+        if not data.startswith(self._checked):
+            self._checked, self._records = b"", []  # a new message after a flush
+        lines = _whole_lines(data)
+        fresh = lines[len(self._checked):]
+        if not fresh.strip():
+            return
+        first = self._checked.count(b"\n") + 1
+        records = self._records + parse_lines(_text(fresh, "set"), first, empty_ok=True)
+        self._srv.check_set(records)  # with those held: a CNAME's company, the bound
+        self._checked, self._records = lines, records
 
 
 def _set(ctx, flags, caller):
     srv = ctx.element
-    return MessageHandle(lambda data: srv.set(_text(data, "set")), flags.truncate,
-                         check=lambda data: _check_set(srv, data))
+    return MessageHandle(lambda data: srv.set(_text(data, "set")), flags.truncate, check=_LineCheck(srv))
 
 
 def _unset(ctx, flags, caller):

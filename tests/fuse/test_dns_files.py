@@ -134,3 +134,18 @@ def test_rmdir_stops_the_server_and_frees_the_port(host, names):
         open_tcp.settimeout(10)
         assert open_tcp.recv(1) == b""  # and the open connection closed too
     wait_for(lambda: names("d") not in host.sh("ls dc/dns").stdout.split(), what="the listing to drop it")
+
+
+def test_a_zone_of_many_lines_in_small_writes(host, names, tmp_path):
+    d, addr = _dns(host, names("d"))
+    zone = tmp_path / "zone"
+    zone.write_text("".join(f"h{i}.cluster. A 10.0.{i // 256}.{i % 256}\n" for i in range(5000)))
+    host.sh(f"dd if={zone} of={d}/set bs=1000 status=none")  # lines cut across writes
+    assert (d / "records").read_text().count("\n") == 5000
+    assert short(addr, "h4999.cluster.") == ["10.0.19.135"]
+    bad = zone.read_text().replace("h2500.cluster. A", "h2500.cluster. B")
+    zone.write_text(bad.replace("h", "n"))
+    r = host.sh(f"dd if={zone} of={d}/set bs=1000 status=none", check=False)
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    assert "set: line 2501: type 'B'" in (d / "error").read_text()
+    assert (d / "records").read_text().count("\n") == 5000  # none of the new ones set
