@@ -188,7 +188,7 @@ class Host:
         return (self.id, "dc", kind, name)
 
     def ls(self, kind: str) -> Deferred:
-        """Deferred[list[str]]: the names of this host's elements of ``kind`` (proc, chan, select)."""
+        """Deferred[list[str]]: the names of this host's elements of ``kind`` (proc, chan, select, dns, subs)."""
         return self.client._op(self.client.circuit.listdir((self.id, "dc", kind))).addCallback(
             lambda entries: [name for name, _ in entries])
 
