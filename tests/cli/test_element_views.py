@@ -129,22 +129,24 @@ def test_the_same_bytes_through_every_way_in(host, setup, file, api_call):
         assert _client(host, api_call).stdout == want
 
 
-def test_a_subscription_through_every_way_in(host):
+def test_a_subscription_through_every_way_in(host, tmp_path):
     """One event kept, read by each way in turn: each reader gets the next, none twice."""
     from helpers import start_daemon, wait_for
     d = host.daemon
     d.sh("mkdir dc/subs/all && echo join > dc/subs/all/on")
     joiners = []
-    for i in range(4):
+    for i in range(5):
         joiners.append(start_daemon(d.data.parent / f"joiner{i}", "--ca", str(d.data / "ca"), "-j", d.url,
                                     mount=False))
     try:
-        wait_for(lambda: '"len": 4' in (d.root / "dc/subs/all/stat").read_text(), 20, what="four joins kept")
+        wait_for(lambda: '"len": 5' in (d.root / "dc/subs/all/stat").read_text(), 20, what="five joins kept")
         path = f"/{d.host_id}/dc/subs/all"
         got = [circuit(host, "recv", path).stdout.decode(),
                host.ssh(f"cat {path}/recv").stdout,
                _client(host, 'print(__import__("json").dumps(host.subscription("all").recv(), sort_keys=True))').stdout,
                d.sh("cat dc/subs/all/recv").stdout]
+        assert host.sftp(f"get {path}/recv {tmp_path}/got\n").returncode == 0
+        got.append((tmp_path / "got").read_text())
         assert got == [f'{{"joined": "{j.host_id}", "url": "{j.url}"}}\n' for j in joiners]
     finally:
         for j in joiners:

@@ -131,3 +131,18 @@ def test_a_select_waits_on_a_subscription(pair):
         assert _stat(a.root / "dc/subs/sel/stat")["len"] == 0  # taken by the select, once
     finally:
         f.stop()
+
+
+def test_a_reader_of_a_dead_hosts_subscription_gets_ehostdown(tmp_path):
+    a, b = start_cluster(tmp_path, 2)
+    try:
+        a.sh("mkdir dc/subs/w && echo leave > dc/subs/w/on")
+        reader = subprocess.Popen(["cat", str(b.mount / a.host_id / "dc/subs/w/recv")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: _stat(a.root / "dc/subs/w/stat")["receivers_waiting"] == 1, what="B's reader to wait")
+        a.proc.kill()
+        out, err = reader.communicate(timeout=30)
+        assert reader.returncode == 1 and out == b"" and b"Host is down" in err
+    finally:
+        for h in (a, b):
+            h.stop()
