@@ -106,8 +106,8 @@ class DnsServer:
         gives replace the ones held.  All or nothing."""
         self.records = self._merged(parse_lines(text))
 
-    def unset(self, text: str) -> None:
-        """Remove every record of a NAME, or of a NAME and TYPE (``NAME [TYPE]``)."""
+    def _without(self, text: str) -> tuple[str, list[Record]]:
+        """The name ``unset`` would change, and what it would keep of it."""
         self._check_alive()
         words = text.split()
         if len(words) not in (1, 2):
@@ -118,6 +118,14 @@ class DnsServer:
         kept = [r for r in held if kind is not None and r.type != kind]
         if len(kept) == len(held):
             raise errors.NotFound(f"unset: no {kind + ' ' if kind else ''}records for {name}")
+        return name, kept
+
+    def check_unset(self, text: str) -> None:
+        self._without(text)
+
+    def unset(self, text: str) -> None:
+        """Remove every record of a NAME, or of a NAME and TYPE (``NAME [TYPE]``)."""
+        name, kept = self._without(text)
         if kept:
             self.records[name] = kept
         else:

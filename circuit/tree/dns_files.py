@@ -66,7 +66,13 @@ def _set(ctx, flags, caller):
 def _unset(ctx, flags, caller):
     srv = ctx.element
     return MessageHandle(lambda data: srv.unset(_text(data, "unset")), flags.truncate,
-                         check=lambda data: srv._check_alive())
+                         check=lambda data: _check_unset(srv, data))
+
+
+def _check_unset(srv, data: bytes) -> None:
+    srv._check_alive()
+    if data.endswith(b"\n"):
+        srv.check_unset(_text(data, "unset"))
 
 
 def _records(ctx, flags, caller):

@@ -52,7 +52,7 @@ REFUSALS = [
      errno.EINVAL),
     ("mkdir dc/dns/d4",
      (["unset", "{h}/dc/dns/d4", "nobody.cluster."], "echo nobody.cluster. > {h}/dc/dns/d4/unset",
-      "/bin/echo nobody.cluster. > dc/dns/d4/unset", 'host.dns("d4").unset("nobody.cluster.")'),
+      "echo nobody.cluster. > dc/dns/d4/unset", 'host.dns("d4").unset("nobody.cluster.")'),
      errno.ENOENT),
     ("mkdir dc/dns/d5",
      (None, "echo x > {h}/dc/dns/d5/records", "echo x > dc/dns/d5/records", None),
