@@ -141,8 +141,8 @@ class DnsServer:
         finds taken (so that ``echo ... > addr``, which hears only write(2), hears it)."""
         self._check_alive()
         host, port = parse_addr(text)
-        if port != 0 and self.addr != show_addr(host, port):
-            _probe(host, port)
+        if self.addr != show_addr(host, port):
+            _probe(host, port)  # port 0 too: the address may not be this host's
 
     def listen(self, text: str) -> Deferred:
         """Serve on ``text`` (HOST:PORT), UDP and TCP on the same port; fires once the

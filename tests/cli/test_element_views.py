@@ -50,6 +50,10 @@ REFUSALS = [
      (["mkdns", "{h}/dc/dns/d3b", "localhost:53"], "echo localhost:53 > {h}/dc/dns/d3/addr",
       "echo localhost:53 > dc/dns/d3/addr", 'host.mkdns("d3c", "localhost:53")'),
      errno.EINVAL),
+    ("mkdir dc/dns/d6",  # 192.0.2.1: TEST-NET-1, no host's address
+     (["mkdns", "{h}/dc/dns/d6b", "192.0.2.1:0"], "echo 192.0.2.1:0 > {h}/dc/dns/d6/addr",
+      "echo 192.0.2.1:0 > dc/dns/d6/addr", 'host.mkdns("d6c", "192.0.2.1:0")'),
+     errno.EADDRNOTAVAIL),
     ("mkdir dc/dns/d4",
      (["unset", "{h}/dc/dns/d4", "nobody.cluster."], "echo nobody.cluster. > {h}/dc/dns/d4/unset",
       "echo nobody.cluster. > dc/dns/d4/unset", 'host.dns("d4").unset("nobody.cluster.")'),
