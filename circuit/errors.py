@@ -49,6 +49,9 @@ CrossHost = _error("CrossHost", _errno.EXDEV, "the two paths are on different ho
 TooBig = _error("TooBig", _errno.E2BIG, "more than this file takes")
 TimedOut = _error("TimedOut", _errno.ETIMEDOUT, "timed out; nothing was taken or given")
 TooMany = _error("TooMany", _errno.EMFILE, "too many files open on this connection")
+AddressInUse = _error("AddressInUse", _errno.EADDRINUSE, "the address is in use")
+AddressNotAvailable = _error("AddressNotAvailable", _errno.EADDRNOTAVAIL,
+                             "the address is not one of this host's")
 
 # Errors that say something about the element (and so belong in its error file),
 # as opposed to the caller giving up.

@@ -40,7 +40,7 @@ from circuit.tree.session import Session
 
 log = Logger("circuit.client")
 
-__all__ = ["connect", "Client", "Host", "Chan", "Proc", "Select"]
+__all__ = ["connect", "Client", "Host", "Chan", "Proc", "Select", "Dns", "Subscription"]
 
 
 @implementer(ICaller)
@@ -188,7 +188,7 @@ class Host:
         return (self.id, "dc", kind, name)
 
     def ls(self, kind: str) -> Deferred:
-        """Deferred[list[str]]: the names of this host's elements of ``kind`` (proc, chan, select)."""
+        """Deferred[list[str]]: the names of this host's elements of ``kind`` (proc, chan, select, dns, subs)."""
         return self.client._op(self.client.circuit.listdir((self.id, "dc", kind))).addCallback(
             lambda entries: [name for name, _ in entries])
 
@@ -225,6 +225,25 @@ class Host:
 
     def select(self, name: str) -> "Select":
         return Select(self.client, self._path("select", name))
+
+    def mkdns(self, name: str, addr: Optional[str] = None) -> Deferred:
+        """Make a DNS server (dc/dns/NAME), listening on ``addr`` (IP:PORT) if given."""
+        if addr is None:
+            path = self._path("dns", name)
+            return self.client._op(self.client.circuit.mkdir(path)).addCallback(
+                lambda _: Dns(self.client, path))
+        return self._make(Dns, "dns", name, f"{addr}\n".encode())
+
+    def dns(self, name: str) -> "Dns":
+        return Dns(self.client, self._path("dns", name))
+
+    def mksubs(self, name: str, *topics: str) -> Deferred:
+        """Make a subscription (dc/subs/NAME) keeping the events of ``topics`` ("join",
+        "leave" or both) until read."""
+        return self._make(Subscription, "subs", name, " ".join(topics).encode() + b"\n")
+
+    def subscription(self, name: str) -> "Subscription":
+        return Subscription(self.client, self._path("subs", name))
 
 
 class _Element:
@@ -307,3 +326,37 @@ class Proc(_Element):
     def write_stdin(self, data: bytes) -> Deferred:
         """Write ``data`` to the process's stdin and close it."""
         return self._put("stdin", data)
+
+
+class Dns(_Element):
+    """A DNS server whose records the circuit sets (dc/dns/NAME)."""
+
+    def listen(self, addr: str) -> Deferred:
+        """Serve on ``addr`` (IP:PORT, UDP and TCP), or move there."""
+        return self._put("addr", f"{addr}\n".encode())
+
+    def addr(self) -> Deferred:
+        """Deferred[str | None]: where it listens, as bound."""
+        return self._get("addr").addCallback(lambda b: b.decode().strip() or None)
+
+    def set(self, *lines: str) -> Deferred:
+        """Add records, zone-file lines (``"db.cluster. A 10.0.0.7"``); the NAME and TYPE
+        of each replace the records held for them.  All of them, or none."""
+        return self._put("set", "".join(line + "\n" for line in lines).encode())
+
+    def unset(self, name: str, type: Optional[str] = None) -> Deferred:
+        """Remove a name's records, or only those of ``type``."""
+        return self._put("unset", f"{name} {type or ''}".strip().encode() + b"\n")
+
+    def records(self) -> Deferred:
+        """Deferred[list[str]]: the records held, as zone-file lines."""
+        return self._get("records").addCallback(lambda b: b.decode().splitlines())
+
+
+class Subscription(_Element):
+    """Membership events kept until read (dc/subs/NAME)."""
+
+    def recv(self) -> Deferred:
+        """Deferred[dict]: the next event, {"joined": ID, "url": URL} or {"left": ID,
+        "reason": "left" | "failed"}.  Cancelling it takes nothing."""
+        return self._get("recv").addCallback(json.loads)

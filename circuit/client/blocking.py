@@ -79,7 +79,7 @@ class _Blocking:
 
 
 def _wrapped(value):
-    if isinstance(value, (_client.Client, _client.Host, _client.Chan, _client.Proc, _client.Select)):
+    if isinstance(value, (_client.Client, _client.Host, _client._Element)):  # every element kind
         return _Blocking(value)
     if isinstance(value, list):
         return [_wrapped(v) for v in value]

@@ -33,6 +33,23 @@ VERBS = {
     "help": ("[COMMAND]", "this list, or one command's usage"),
 }
 
+# The DNS server and the subscription (dc/dns/NAME, dc/subs/NAME).
+VERBS.update({
+    "mkdns": ("PATH [ADDR]", "make a DNS server (dc/dns/NAME), listening on ADDR (IP:PORT, UDP and TCP) "
+                             "if given"),
+    "set": ("PATH [LINE...]", "add records to a DNS server: zone-file lines NAME [TTL] [IN] TYPE DATA, "
+                              "one an argument (or standard input); a NAME and TYPE given replace "
+                              "those held"),
+    "unset": ("PATH NAME [TYPE]", "remove a name's records (or only those of TYPE) from a DNS server"),
+    "mksubs": ("PATH join|leave|'join leave'", "make a subscription (dc/subs/NAME) that keeps the "
+                                                "cluster's joins, departures or both until read "
+                                                "(read them with recv)"),
+    "mk@join": ("PATH", "make a subscription to joins (mksubs PATH join)"),
+    "mk@leave": ("PATH", "make a subscription to departures (mksubs PATH leave)"),
+})
+VERBS["recv"] = ("PATH", "receive one message from a channel, or one event from a subscription, "
+                         "and write it to standard output (blocks)")
+
 # Commands that may wait, and so take --timeout SECONDS.
 WAITING = {"recv", "send", "stdout", "stderr", "wait", "events", "cat", "stdin", "put"}
 

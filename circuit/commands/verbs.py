@@ -27,7 +27,7 @@ from circuit.tree.handles import hand_over
 from circuit.tree.session import Session
 
 CHUNK = 256 * 1024  # what one read asks for; the client's window paces the reads
-KINDS = ("proc", "chan", "select")
+KINDS = ("proc", "chan", "select", "dns", "subs")
 
 
 class Usage(Exception):
@@ -258,6 +258,12 @@ async def _one(data: bytes):
 # -- file tools ------------------------------------------------------------------------------
 def _state(kind: str, record: dict) -> str:
     """An element's state in a few words, for ls -l."""
+    if kind == "dns":
+        where = f"on {record['addr']}" if record.get("listening") else "not listening"
+        return f"{where}, {record.get('records', 0)} records"
+    if kind == "subs":
+        on = " ".join(record.get("on") or []) or "no topic yet"
+        return f"on {on}, {record.get('len', 0)} waiting" if record.get("on") else on
     if kind == "chan":
         if record.get("cap") is None:
             return "no cap yet"
@@ -511,6 +517,70 @@ _PLAIN = {"ls": _ls, "mkdir": _mkdir, "rmdir": _rmdir, "rm": _rm, "stat": _stat,
           "mkselect": _mkselect, "put": _put, "mkproc": _mkproc, "stdin": _stdin, "signal": _signal,
           "events": _events}
 _WRITING = {"cat": _cat, "echo": _echo}
+
+
+# -- the DNS server --------------------------------------------------------------------------
+async def _mkdns(ctx: Context, args: list) -> None:
+    _, rest = _options(args, "")
+    if len(rest) not in (1, 2):
+        raise Usage(usage("mkdns").splitlines()[0])
+
+    async def mkdns(path: tuple) -> None:
+        if len(rest) == 1:
+            await ctx.call(ctx.circuit.mkdir(path))
+        else:
+            await _make(ctx, path, rest[1].encode("utf-8", "surrogateescape") + b"\n")
+    await _on_element(ctx, "mkdns", rest[0], "dns", mkdns)
+
+
+async def _set(ctx: Context, args: list) -> None:
+    if not args:
+        raise Usage(usage("set").splitlines()[0])
+    text, lines = args[0], args[1:]
+
+    async def set_(path: tuple) -> None:
+        if lines:
+            zone = "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
+        else:
+            zone = await ctx.stdin.whole()
+        await _deliver(ctx, path + ("set",), zone)  # every line, or none
+    await _on_element(ctx, "set", text, "dns", set_)
+
+
+async def _unset(ctx: Context, args: list) -> None:
+    _, rest = _options(args, "")
+    if len(rest) not in (2, 3):
+        raise Usage(usage("unset").splitlines()[0])
+    line = " ".join(rest[1:]).encode("utf-8", "surrogateescape") + b"\n"
+    await _on_element(ctx, "unset", rest[0], "dns", lambda e: _deliver(ctx, e + ("unset",), line))
+
+
+# -- the subscription ------------------------------------------------------------------------
+def _mksubs(name: str, topics: Optional[str]):
+    async def verb(ctx: Context, args: list) -> None:
+        _, rest = _options(args, "")
+        if len(rest) != (1 if topics else 2):
+            raise Usage(usage(name).splitlines()[0])
+        on = (topics or rest[1]).encode("utf-8", "surrogateescape") + b"\n"
+        await _on_element(ctx, name, rest[0], "subs", lambda e: _make(ctx, e, on))
+    return verb
+
+
+async def _recv(ctx: Context, args: list) -> None:
+    """One message from a channel, or one event from a subscription."""
+    text, = _exactly("recv", args, 1)
+
+    async def recv(path: tuple) -> None:
+        if path[2] not in ("chan", "subs"):
+            raise errors.Invalid(f"{text}: recv is for a channel or a subscription")
+        await read_file(ctx, path + ("recv",))
+    await _on_element(ctx, "recv", text, None, recv)
+
+
+_PLAIN.update({"mkdns": _mkdns, "set": _set, "unset": _unset, "recv": _recv,
+               "mksubs": _mksubs("mksubs", None), "mk@join": _mksubs("mk@join", "join"),
+               "mk@leave": _mksubs("mk@leave", "leave")})
+assert set(_PLAIN) | set(_WRITING) == set(VERBS)
 assert set(_PLAIN) | set(_WRITING) == set(VERBS)
 
 

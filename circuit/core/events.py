@@ -32,6 +32,13 @@ class Subscription:
 class EventHub:
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
+        self._listeners: list = []  # callables given each event's dict (dc/subs elements)
+
+    def listen(self, fn) -> None:
+        self._listeners.append(fn)
+
+    def unlisten(self, fn) -> None:
+        self._listeners.remove(fn)
 
     def subscribe(self) -> Subscription:
         s = Subscription(self)
@@ -42,3 +49,5 @@ class EventHub:
         line = (json.dumps(event, sort_keys=True) + "\n").encode()
         for s in list(self._subscribers):
             s._push(line)
+        for fn in list(self._listeners):
+            fn(event)

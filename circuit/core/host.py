@@ -8,14 +8,18 @@ import secrets
 import time
 from typing import Callable, Optional, Union
 
+from twisted.internet.defer import Deferred
+
 from circuit import errors
 from circuit.core.channel import Channel
+from circuit.core.dns import DnsServer
 from circuit.core.events import EventHub
 from circuit.core.process import Process
 from circuit.core.select import Select
+from circuit.core.subscription import Subscription
 
-Element = Union[Channel, Process, Select]
-KINDS = ("proc", "chan", "select")
+Element = Union[Channel, Process, Select, DnsServer, Subscription]
+KINDS = ("proc", "chan", "select", "dns", "subs")
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}\Z")
 _HOST_ID = re.compile(r"X[0-9a-f]{16}\Z")
 COLLECT_AFTER = 2.0  # seconds after a removal: the full garbage collection that gives memory back
@@ -64,6 +68,10 @@ class Host:
             element = Channel()
         elif kind == "proc":
             element = Process(self.reactor, self.environ, self.clock, self.keeper)
+        elif kind == "dns":
+            element = DnsServer(self.reactor)
+        elif kind == "subs":
+            element = Subscription(self.events)
         else:
             element = Select()
         table[name] = element
@@ -75,17 +83,20 @@ class Host:
         except KeyError:
             raise errors.NotFound(f"no element {kind}/{name} on {self.id}")
 
-    def remove(self, kind: str, name: str) -> None:
+    def remove(self, kind: str, name: str) -> Optional[Deferred]:
+        """Remove an element; a Deferred when its end takes time (a DNS server's
+        listeners closing), fired once it is over."""
         element = self.get(kind, name)
         del self.elements[kind][name]
         if isinstance(element, Select):
-            element.abort()
+            ended = element.abort()
         else:
-            element.remove()
+            ended = element.remove()
         for callback in self.on_removed:
             callback(kind, name)
         self._removed += 1
         self._collect_soon()
+        return ended if isinstance(ended, Deferred) else None
 
     def _collect_soon(self) -> None:
         """A full collection after removals, so that memory goes back to the system.  A
@@ -109,7 +120,7 @@ class Host:
         try:
             return self.elements[kind]
         except KeyError:
-            raise errors.NotFound(f"no element kind {kind!r}: use proc, chan or select")
+            raise errors.NotFound(f"no element kind {kind!r}: use {', '.join(KINDS)}")
 
     def stat(self) -> dict:
         try:

@@ -7,6 +7,8 @@ This is circuit host {id}.
   dc/proc/NAME/     mkdir to make a process; write a JSON command to run
   dc/chan/NAME/     mkdir to make a channel; write its cap, then send and recv
   dc/select/NAME/   mkdir to make a select; write clauses to select, cat wait
+  dc/dns/NAME/      mkdir to make a DNS server; write where it listens to addr, records to set
+  dc/subs/NAME/     mkdir to make a subscription; write join or leave to on, cat recv
   sys/              id, url, members, events (streams joins and departures), stat
   fs/               this host's exported directory ({fs_root})
 
@@ -56,4 +58,34 @@ A select: wait for the first of several clauses, and commit that one only.
   error     the last error on this select
 """
 
-KINDS = {"chan": CHAN, "proc": PROC, "select": SELECT}
+DNS = """\
+A DNS server on this host, answering from the records set here (UDP and TCP).
+
+  addr      write IP:PORT to listen there (127.0.0.1:5353; port 0 picks one); again to move;
+            read it back as bound
+  set       write zone-file lines, NAME [TTL] [IN] TYPE DATA (A, AAAA, CNAME, SRV, TXT, MX,
+            NS): each NAME and TYPE written replaces the records held for them; all or nothing
+  unset     write NAME, or NAME TYPE: remove its records
+  records   the records held, as zone-file lines
+  stat      JSON: addr, listening, names, records, queries, nxdomain
+  error     the last error on this server
+
+Names not set answer NXDOMAIN; it does not recurse.  rmdir stops it and frees the port.
+"""
+
+SUBS = """\
+A subscription: the cluster's joins or departures, each kept from the moment it was made
+until one reader has read it, in order.
+
+  on        write join, leave, or join leave (once): what it keeps; read it back
+  recv      blocks for the next event, one JSON line as sys/events shows it:
+            {"joined": "X...", "url": "circuit://..."} or {"left": "X...", "reason": "left"}
+            (reason: left, a graceful leave; failed, declared dead)
+  stat      JSON: on, len (waiting to be read), cap, heard, received, dropped,
+            receivers_waiting
+  error     the last error on this subscription
+
+At most 1000 events wait; when one more arrives the oldest is dropped and counted in stat.
+"""
+
+KINDS = {"chan": CHAN, "proc": PROC, "select": SELECT, "dns": DNS, "subs": SUBS}

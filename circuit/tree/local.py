@@ -18,6 +18,8 @@ from circuit.tree import whole
 from circuit.tree.chan_files import CHANNEL, CHANNEL_OPS
 from circuit.tree.circuit import Circuit
 from circuit.tree.context import ElementContext, as_json
+from circuit.tree.dns_files import DNS
+from circuit.tree.subs_files import SUBSCRIPTION, SUBSCRIPTION_OPS
 from circuit.tree.fs import FsRoot
 from circuit.tree.handles import Handle, StreamHandle, TextHandle
 from circuit.tree.proc_files import PROCESS, PROCESS_OPS
@@ -27,7 +29,8 @@ from circuit.tree.table import ControlFile
 log = Logger("circuit")
 
 _DIR_RO, _DIR_RW = 0o555, 0o777
-_OPS = {"chan": CHANNEL_OPS, "proc": PROCESS_OPS, "select": {}}
+_OPS = {"chan": CHANNEL_OPS, "proc": PROCESS_OPS, "select": {}, "dns": {}, "subs": SUBSCRIPTION_OPS}
+_TABLES = {"chan": CHANNEL, "proc": PROCESS, "dns": DNS, "subs": SUBSCRIPTION}  # a select's files change as it commits
 
 
 def _text(fn: Callable[[Any], str | bytes]):
@@ -127,12 +130,7 @@ class LocalHostTree:
         return ElementContext(self, kind, name, self.host.get(kind, name))
 
     def _files(self, ctx: ElementContext) -> dict[str, ControlFile]:
-        if ctx.kind == "chan":
-            own = CHANNEL
-        elif ctx.kind == "proc":
-            own = PROCESS
-        else:
-            own = select_files(ctx.element)
+        own = select_files(ctx.element) if ctx.kind == "select" else _TABLES[ctx.kind]
         return {**_COMMON, **own}
 
     def _file(self, path: tuple) -> tuple[ElementContext, ControlFile]:
@@ -162,7 +160,7 @@ class LocalHostTree:
             if n == 1:
                 return Attr("dir", _DIR_RW, mtime=t)
             if path[1] not in KINDS:
-                raise errors.NotFound(f"no {path[1]!r} in dc/: proc, chan and select")
+                raise errors.NotFound(f"no {path[1]!r} in dc/: {', '.join(KINDS)}")
             if n == 2:
                 return Attr("dir", _DIR_RW, mtime=t)
             self._element(path)  # raises NotFound for an unknown element
@@ -212,11 +210,11 @@ class LocalHostTree:
             return self.fs.mkdir(path[1:])
         if len(path) == 3 and path[0] == "dc":
             if path[1] not in KINDS:
-                raise errors.NotFound(f"no {path[1]!r} in dc/: proc, chan and select")
+                raise errors.NotFound(f"no {path[1]!r} in dc/: {', '.join(KINDS)}")
             self.host.make(path[1], path[2])
             return None
         if len(path) == 2 and path[0] == "dc":
-            raise errors.Invalid("make elements inside dc/proc, dc/chan or dc/select")
+            raise errors.Invalid("make elements inside " + ", ".join(f"dc/{k}" for k in KINDS))
         raise errors.ReadOnly(f"cannot make a directory at /{self.host_id}/{'/'.join(path)}")
 
     def mkdir(self, path: tuple) -> Deferred:
@@ -226,8 +224,7 @@ class LocalHostTree:
         if path[:1] == ("fs",):
             return self.fs.rmdir(path[1:])
         if len(path) == 3 and path[0] == "dc":
-            self.host.remove(path[1], path[2])
-            return None
+            return self.host.remove(path[1], path[2])  # a Deferred while its end takes time
         raise errors.ReadOnly(f"cannot remove /{self.host_id}/{'/'.join(path)}")
 
     def rmdir(self, path: tuple) -> Deferred:

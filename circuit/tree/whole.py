@@ -42,7 +42,8 @@ def put(tree: IHostTree, path: tuple, data: bytes, caller: ICaller) -> Deferred:
     return ensureDeferred(put_())
 
 
-FIRST_FILE = {"chan": "cap", "proc": "run", "select": "select"}  # what makes each kind work
+FIRST_FILE = {"chan": "cap", "proc": "run", "select": "select", "dns": "addr",
+              "subs": "on"}  # what makes each kind work
 
 
 def make(tree: IHostTree, path: tuple, content: bytes, caller: ICaller) -> Deferred:

@@ -32,7 +32,7 @@ def env(tmp_path_factory):
 
 
 def test_there_are_examples():
-    assert len(EXAMPLES) == 2
+    assert len(EXAMPLES) == 3
 
 
 @pytest.mark.parametrize("i", range(len(EXAMPLES)))
@@ -44,5 +44,8 @@ def test_an_example_runs_as_written(env, i):
     if i == 0:
         assert r.stdout.splitlines() == ["b'job-0'", "2", f"0 b'hello from {b.host_id}\\n'",
                                          "2 no element chan/nobody on " + b.host_id]
-    else:
+    elif i == 1:
         assert r.stdout.splitlines() == ["b'over'"]
+    else:
+        assert r.stdout.splitlines() == [
+            """['db.cluster. 60 IN A 10.0.0.7', 'db.cluster. 60 IN TXT "primary"']""", "10.0.0.7", "0"]

@@ -142,7 +142,7 @@ def test_stat_counts_elements_and_measures_uptime():
     st = h.stat()
     assert st["id"] == "X0123456789abcdef" and st["url"] == "tcp://h:1"
     assert st["uptime"] == 12.346
-    assert st["elements"] == {"proc": 0, "chan": 2, "select": 1}
+    assert st["elements"] == {"proc": 0, "chan": 2, "select": 1, "dns": 0, "subs": 0}
     assert st["load"] is None or len(st["load"]) == 3
     json.dumps(st)
 

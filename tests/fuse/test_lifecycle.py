@@ -17,7 +17,7 @@ def test_twistd_plugin_runs_the_host(tmp_path):
         assert d.sh("cat sys/url").stdout.strip() == d.url
         assert d.sh("cat sys/members").stdout.splitlines() == [d.url]
         stat = json.loads(d.sh("cat sys/stat").stdout)
-        assert stat["id"] == d.host_id and set(stat["elements"]) == {"proc", "chan", "select"}
+        assert stat["id"] == d.host_id and set(stat["elements"]) == {"proc", "chan", "select", "dns", "subs"}
     finally:
         assert d.stop() in (0, -signal.SIGTERM)
     assert not is_mounted(d.mount)

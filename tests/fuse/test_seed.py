@@ -6,7 +6,7 @@ def test_listing_shows_the_host(host):
     out = host.sh(f"ls {host.mount}").stdout.split()
     assert out == [host.host_id]
     assert sorted(host.sh("ls").stdout.split()) == ["dc", "fs", "help", "sys"]
-    assert sorted(host.sh("ls dc").stdout.split()) == ["chan", "proc", "select"]
+    assert sorted(host.sh("ls dc").stdout.split()) == ["chan", "dns", "proc", "select", "subs"]
     assert host.host_id in host.sh("cat help").stdout
 
 
