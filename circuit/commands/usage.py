@@ -17,6 +17,8 @@ VERBS = {
     "stderr": ("PATH", "stream a process's standard error from its start"),
     "wait": ("PATH", "wait for a process to exit and print its exit record (JSON); for a select, "
                      "wait for it to commit and print which clause did"),
+    "waitall": ("PATH...", "wait for every process named (on any hosts) to exit; one JSON line "
+                           "each, {\"path\": ..., then its exit record}, as each exits"),
     "signal": ("SIGNAL PATH", "send a signal (TERM, KILL, 9, ...) to a running process"),
     "mkselect": ("PATH CLAUSE...", "make a select (dc/select/NAME) over clauses r:FILE or w:FILE "
                                    "(FILE a tree path, or relative to the host's dc/), and arm it"),
@@ -35,6 +37,7 @@ VERBS = {
 
 # Commands that may wait, and so take --timeout SECONDS.
 WAITING = {"recv", "send", "stdout", "stderr", "wait", "events", "cat", "stdin", "put"}
+WAITING |= {"waitall"}
 
 
 def usage(name: str) -> str:

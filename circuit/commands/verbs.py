@@ -17,13 +17,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred, succeed
 
 from circuit import errors
 from circuit.commands.text import as_circuit_error, error_line, ls_line, mode_string, shown, tree_path
 from circuit.commands.usage import VERBS, WAITING, overview, usage
 from circuit.interfaces import Attr, ICaller, ICircuit, OpenFlags
 from circuit.tree.handles import hand_over
+from circuit.tree import whole
 from circuit.tree.session import Session
 
 CHUNK = 256 * 1024  # what one read asks for; the client's window paces the reads
@@ -466,6 +467,37 @@ async def _wait(ctx: Context, args: list) -> None:
     await _on_element(ctx, "wait", text, None, wait)
 
 
+async def _waitall(ctx: Context, args: list) -> None:
+    """Every path is checked before anything waits: a refusal waits for nothing.  Then
+    all are waited on at once, each record printed as its process exits; a host that
+    goes meanwhile fails its own paths (EHOSTDOWN) and the rest are still waited for."""
+    _, texts = _options(args, "")
+    if not texts:
+        raise Usage(usage("waitall").splitlines()[0])
+    paths = []
+
+    async def check(path: tuple) -> None:
+        if not _is_element(path) or path[2] != "proc":
+            raise errors.Invalid("not a process's path (/X.../dc/proc/NAME)")
+        await ctx.call(ctx.circuit.getattr(path))  # no such process, or its host gone: now
+        paths.append(path)
+    await ctx.each("waitall", texts, check)
+    if ctx.failed:
+        return
+
+    async def wait(path: tuple) -> None:
+        try:
+            record = await ctx.call(whole.get(ctx.circuit, path + ("waitexit",), ctx.caller))
+        except errors.CircuitError as e:
+            ctx.refused(f"waitall: {shown(path)}", e)
+            return
+        ctx.say(json.dumps({"path": shown(path), **json.loads(record)}) + "\n")
+    results = await DeferredList([ensureDeferred(wait(p)) for p in paths], consumeErrors=True)
+    for ok, failure in results:
+        if not ok:
+            failure.raiseException()  # cancelled (--timeout, the client gone), or a bug
+
+
 async def _mkselect(ctx: Context, args: list) -> None:
     _, rest = _options(args, "")
     if len(rest) < 2:
@@ -510,6 +542,7 @@ _PLAIN = {"ls": _ls, "mkdir": _mkdir, "rmdir": _rmdir, "rm": _rm, "stat": _stat,
           "stderr": _reader("stderr", "proc", "stderr"), "wait": _wait,
           "mkselect": _mkselect, "put": _put, "mkproc": _mkproc, "stdin": _stdin, "signal": _signal,
           "events": _events}
+_PLAIN["waitall"] = _waitall
 _WRITING = {"cat": _cat, "echo": _echo}
 assert set(_PLAIN) | set(_WRITING) == set(VERBS)
 
