@@ -19,6 +19,10 @@ VERBS = {
                      "wait for it to commit and print which clause did"),
     "waitall": ("PATH...", "wait for every process named (on any hosts) to exit; one JSON line "
                            "each, {\"path\": ..., then its exit record}, as each exits"),
+    "stop": ("HOST...", "stop hosts (/X... or circuit:// URLs): each leaves the circuit gracefully, "
+                        "takes its processes down and exits; waits until it has left"),
+    "join": ("URL1 [URL2]", "make two circuits one: the circuits of the hosts at URL1 and URL2 (one "
+                            "of them in this circuit), or this circuit and URL1's"),
     "signal": ("SIGNAL PATH", "send a signal (TERM, KILL, 9, ...) to a running process"),
     "mkselect": ("PATH CLAUSE...", "make a select (dc/select/NAME) over clauses r:FILE or w:FILE "
                                    "(FILE a tree path, or relative to the host's dc/), and arm it"),
@@ -37,7 +41,7 @@ VERBS = {
 
 # Commands that may wait, and so take --timeout SECONDS.
 WAITING = {"recv", "send", "stdout", "stderr", "wait", "events", "cat", "stdin", "put"}
-WAITING |= {"waitall"}
+WAITING |= {"waitall", "stop"}
 
 
 def usage(name: str) -> str:
