@@ -199,6 +199,19 @@ HOST_CASES = [
       """echo '[{"op": "r", "file": "chan/w1/waitexit"}]' > dc/select/w1s/select""",
       'c.waitall(["/" + host.id + "/dc/chan/w1"])'),
      errno.EINVAL),
+    ("true",
+     (["stop", "/X0123456789abcdef"], "stop /X0123456789abcdef", "echo stop > ../X0123456789abcdef/sys/stop",
+      None),
+     errno.ENOENT),
+    ("true",  # (through the client a put into sys/stop is EPERM: tests/cluster/test_hostctl.py)
+     (None, "echo go > {h}/sys/stop", "echo go > sys/stop", None),
+     errno.EINVAL),
+    ("true",
+     (["join", "circuit://nowhere"], "join circuit://nowhere", "echo circuit://nowhere > sys/join", None),
+     errno.EINVAL),
+    ("true",
+     (None, "cat {h}/sys/stop", "cat sys/stop", None),
+     errno.EACCES),
 ]
 
 

@@ -1,15 +1,18 @@
 """Host control with real daemons: waitall over processes on several hosts, stopping a host
 from another, and joining two circuits into one."""
 import json
+import os
 import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from conftest import members, met_cluster
+from netlab import Lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import wait_for  # noqa: E402
+from helpers import is_mounted, make_ca, reading, start_daemon, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -98,3 +101,130 @@ def test_waitall_through_the_python_client(tmp_path):
         assert members(a) == sorted([a.host_id, b.host_id])
     finally:
         hosts.close()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1].startswith("Z")  # exited, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+def _events(host) -> subprocess.Popen:
+    reader = subprocess.Popen(["cat", str(host.root / "sys/events")], stdout=subprocess.PIPE, text=True)
+    wait_for(lambda: reading(reader.pid, host.root / "sys/events"), what="the events to be read")
+    return reader
+
+
+def test_stop_a_host_from_a_members_command_line_and_through_its_mount(tmp_path):
+    hosts = met_cluster(tmp_path, 3)
+    a, b, c = next(hosts)
+    try:
+        pids = {}
+        for h in (b, c):
+            p = f"/{h.host_id}/dc/proc/kept"
+            assert circuit(a, "mkproc", p, "--", "/bin/sleep", "1000").returncode == 0
+            pids[h.host_id] = json.loads(circuit(a, "peek", p).stdout)["pid"]
+        events = _events(a)
+        try:
+            # From A's command line: B leaves (A hears "left", not "failed"), then it exits 0.
+            stopped = circuit(a, "stop", f"/{b.host_id}")
+            assert stopped.returncode == 0, stopped.stderr
+            assert b.host_id not in members(a)  # stop returns once A has seen B go
+            assert json.loads(line_of(events)) == {"left": b.host_id, "reason": "left"}
+            assert b.proc.wait(30) == 0
+            assert _gone(pids[b.host_id]) and not is_mounted(b.mount)
+
+            # Through A's mount: the same for C.
+            a.sh(f"echo stop > {a.mount}/{c.host_id}/sys/stop")
+            assert json.loads(line_of(events)) == {"left": c.host_id, "reason": "left"}
+            assert c.proc.wait(30) == 0
+            assert _gone(pids[c.host_id]) and not is_mounted(c.mount)
+            assert members(a) == [a.host_id]
+        finally:
+            events.kill()
+            events.wait()
+
+        # Hosts that are not there: a clear line, and nothing stops.
+        unknown = circuit(a, "stop", "/X0123456789abcdef")
+        assert unknown.returncode == 1 and "no host X0123456789abcdef in this circuit (ENOENT)" in unknown.stderr
+        left = circuit(a, "stop", f"/{b.host_id}")
+        assert left.returncode == 1 and "(EHOSTDOWN)" in left.stderr
+        bad = a.sh("echo go > sys/stop", check=False)
+        assert bad.returncode != 0 and "Invalid argument" in bad.stderr
+        assert a.proc.poll() is None
+
+        # A host stops itself from its own command line.
+        assert circuit(a, "stop", f"/{a.host_id}").returncode == 0
+        assert a.proc.wait(30) == 0 and not is_mounted(a.mount)
+    finally:
+        hosts.close()
+
+
+def test_a_client_certificate_may_not_stop_hosts_nor_join_circuits(tmp_path):
+    hosts = met_cluster(tmp_path, 2)
+    a, b = next(hosts)
+    try:
+        me = client_cert(tmp_path)
+        for argv in (["stop", f"/{b.host_id}"], ["join", a.url, b.url.replace(b.host_id, "X0123456789abcdef")]):
+            refused = circuit(a, "--url", a.url, "--data", str(me), *argv)
+            assert refused.returncode == 1 and "a client certificate may not" in refused.stderr, refused.stderr
+            assert "(EPERM)" in refused.stderr
+        # ... and the elements are still the client's to use; B is still there.
+        assert circuit(a, "--url", a.url, "--data", str(me), "ls", "/").stdout.split() == [a.host_id, b.host_id]
+        assert b.proc.poll() is None and members(a) == sorted([a.host_id, b.host_id])
+    finally:
+        hosts.close()
+
+
+def test_join_refuses_a_circuit_of_another_ca(tmp_path):
+    hosts = met_cluster(tmp_path, 1)
+    a, = next(hosts)
+    try:
+        stranger = start_daemon(tmp_path / "other", "--ca", str(make_ca(tmp_path / "other-ca")))
+        try:
+            refused = circuit(a, "join", a.url, stranger.url)
+            assert refused.returncode == 1 and "TLS handshake failed" in refused.stderr, refused.stderr
+            assert "(EPERM)" in refused.stderr
+            through_mount = a.sh(f"echo {stranger.url} > sys/join", check=False)
+            assert through_mount.returncode != 0 and "Operation not permitted" in through_mount.stderr
+            assert members(a) == [a.host_id] and members(stranger) == [stranger.host_id]
+        finally:
+            stranger.stop()
+    finally:
+        hosts.close()
+
+
+def test_two_circuits_in_network_namespaces_become_one_with_one_command(tmp_path):
+    """Two circuits of two hosts each, every host in a network namespace of its own, one CA;
+    one command run on a host of the first (not the one that joins) makes them one."""
+    lab = Lab(f"j{os.getpid() % 10000}", 4)
+    hosts = []
+    try:
+        ca = make_ca(tmp_path / "ca")
+        for i in range(4):
+            join = ("-j", hosts[i - 1].url) if i % 2 else ()  # h1 joins h0, h3 joins h2
+            hosts.append(start_daemon(tmp_path / f"h{i}", "--ca", str(ca), "-a", f"{lab.addr(i)}:7700",
+                                      *join, prefix=lab.prefix(i)))
+        first, second = hosts[:2], hosts[2:]
+        for side in (first, second):
+            for h in side:
+                wait_for(lambda: members(h) == sorted(x.host_id for x in side), 15, what="each circuit to form")
+
+        joined = circuit(hosts[1], "join", hosts[0].url, hosts[2].url)
+        assert joined.returncode == 0, joined.stderr
+        everyone = sorted(h.host_id for h in hosts)
+        for h in hosts:
+            wait_for(lambda: members(h) == everyone, 30, what="every mount to list all four hosts")
+
+        # One circuit: an element of the first used from a host of the second.
+        hosts[1].sh("mkdir dc/chan/across && echo 1 > dc/chan/across/cap")
+        hosts[3].sh(f"echo merged > {hosts[3].mount}/{hosts[1].host_id}/dc/chan/across/send")
+        assert hosts[1].sh("cat dc/chan/across/recv").stdout == "merged\n"
+        again = circuit(hosts[3], "join", hosts[2].url, hosts[0].url)  # one circuit already
+        assert again.returncode == 0 and members(hosts[3]) == everyone
+    finally:
+        for h in hosts:
+            h.stop(signal.SIGKILL)
+        lab.close()
