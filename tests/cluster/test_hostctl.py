@@ -13,6 +13,7 @@ from netlab import Lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from helpers import is_mounted, make_ca, reading, start_daemon, wait_for  # noqa: E402
+from ssh_clients import Client as SSH, keypair  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -117,12 +118,14 @@ def _events(host) -> subprocess.Popen:
     return reader
 
 
-def test_stop_a_host_from_a_members_command_line_and_through_its_mount(tmp_path):
-    hosts = met_cluster(tmp_path, 3)
-    a, b, c = next(hosts)
+def test_stop_a_host_from_a_members_command_line_mount_and_ssh(tmp_path):
+    key = keypair(tmp_path / "id_ed25519")
+    (tmp_path / "authorized_keys").write_text((tmp_path / "id_ed25519.pub").read_text())
+    hosts = met_cluster(tmp_path, 4, "--sftp", "127.0.0.1:0", "--authorized-keys", str(tmp_path / "authorized_keys"))
+    a, b, c, d = next(hosts)
     try:
         pids = {}
-        for h in (b, c):
+        for h in (b, c, d):
             p = f"/{h.host_id}/dc/proc/kept"
             assert circuit(a, "mkproc", p, "--", "/bin/sleep", "1000").returncode == 0
             pids[h.host_id] = json.loads(circuit(a, "peek", p).stdout)["pid"]
@@ -141,6 +144,13 @@ def test_stop_a_host_from_a_members_command_line_and_through_its_mount(tmp_path)
             assert json.loads(line_of(events)) == {"left": c.host_id, "reason": "left"}
             assert c.proc.wait(30) == 0
             assert _gone(pids[c.host_id]) and not is_mounted(c.mount)
+
+            # Through A's SSH: the same command as the command line's, for D.
+            through_ssh = SSH(a, tmp_path, key).ssh(f"stop /{d.host_id}")
+            assert through_ssh.returncode == 0, through_ssh.stderr
+            assert json.loads(line_of(events)) == {"left": d.host_id, "reason": "left"}
+            assert d.proc.wait(30) == 0
+            assert _gone(pids[d.host_id]) and not is_mounted(d.mount)
             assert members(a) == [a.host_id]
         finally:
             events.kill()
