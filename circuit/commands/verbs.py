@@ -512,9 +512,9 @@ def _host_of(ctx: Context, text: str) -> str:
 
 def _url_id(url: str) -> str:
     """The host ID of ``circuit://HOST:PORT/X...`` (the host checks the rest)."""
-    rest = url[len("circuit://"):]
+    scheme, _, rest = url.partition("://")
     address, _, host_id = rest.partition("/")
-    if not address or not host_id or "/" in host_id:
+    if scheme != "circuit" or not address or not host_id or "/" in host_id:
         raise errors.Invalid(f"not a circuit URL: {url!r} (want circuit://HOST:PORT/X...)")
     return host_id
 
@@ -539,20 +539,27 @@ async def _stop(ctx: Context, args: list) -> None:
     if not texts:
         raise Usage(usage("stop").splitlines()[0])
 
-    async def stop(text: str) -> None:
-        host_id = _host_of(ctx, text)
-        here = ctx.circuit.host_ids()[0] == host_id
+    async def stop(host_id: str, here: bool) -> None:
         gone = None if here else _departure(ctx.circuit, host_id)
         try:
             await ctx.call(ctx.circuit.put((host_id, "sys", "stop"), b"stop\n", ctx.caller))
             if gone is not None:
                 await ctx.call(gone)
         finally:
-            if gone is not None and not gone.called:
+            if gone is not None and not gone.called:  # refused, or given up: stop watching
+                gone.addErrback(lambda f: f.trap(CancelledError))
                 gone.cancel()
+    targets = []
     for text in texts:
         try:
-            await stop(text)
+            targets.append((text, _host_of(ctx, text)))
+        except errors.CircuitError as e:
+            ctx.refused(f"stop: {text}", e)
+    first = ctx.circuit.host_ids()[0]
+    targets.sort(key=lambda t: t[1] == first)  # the host running the command last: its going ends it
+    for text, host_id in targets:
+        try:
+            await stop(host_id, here=host_id == first)
         except errors.CircuitError as e:
             ctx.refused(f"stop: {text}", e)
 
