@@ -194,9 +194,10 @@ HOST_CASES = [
      (["waitall", "{h}/dc/proc/nobody"], "waitall {h}/dc/proc/nobody", "cat dc/proc/nobody/waitexit",
       'c.waitall(["/" + host.id + "/dc/proc/nobody"])'),
      errno.ENOENT),
-    ("mkdir dc/chan/w1 dc/select/w1s",
+    ("mkdir dc/chan/w1",
      (["waitall", "{h}/dc/chan/w1"], "waitall {h}/dc/chan/w1",
-      """echo '[{"op": "r", "file": "chan/w1/waitexit"}]' > dc/select/w1s/select""",
+      """mkdir dc/select/w1s; echo '[{"op": "r", "file": "chan/w1/waitexit"}]' > dc/select/w1s/select;"""
+      """ r=$?; rmdir dc/select/w1s; exit $r""",
       'c.waitall(["/" + host.id + "/dc/chan/w1"])'),
      errno.EINVAL),
     ("true",
