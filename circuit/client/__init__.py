@@ -155,7 +155,7 @@ class Client:
 
     def waitall(self, procs: list, timeout: Optional[float] = None) -> Deferred:
         """Deferred[list[dict]]: once every process has exited (on any hosts), their exit
-        records, in the order given, each with its ``path``.  ``procs`` are `Proc`\ s or tree
+        records, in the order given, each with its ``path``.  ``procs`` are `Proc` objects or tree
         paths.  Every path is checked first (a refusal waits for nothing); the first
         refusal is raised (EHOSTDOWN for a host that went meanwhile, ETIMEDOUT past
         ``timeout`` seconds)."""
