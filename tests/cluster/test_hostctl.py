@@ -112,6 +112,20 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _children(pid: int) -> set:
+    """The processes whose parent is ``pid`` (a daemon's: its processes and its keeper)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(") ", 1)[1].split()[1]) == pid:
+                        found.add(int(entry))
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                continue
+    return found
+
+
 def _events(host) -> subprocess.Popen:
     reader = subprocess.Popen(["cat", str(host.root / "sys/events")], stdout=subprocess.PIPE, text=True)
     wait_for(lambda: reading(reader.pid, host.root / "sys/events"), what="the events to be read")
@@ -129,6 +143,9 @@ def test_stop_a_host_from_a_members_command_line_mount_and_ssh(tmp_path):
             p = f"/{h.host_id}/dc/proc/kept"
             assert circuit(a, "mkproc", p, "--", "/bin/sleep", "1000").returncode == 0
             pids[h.host_id] = json.loads(circuit(a, "peek", p).stdout)["pid"]
+        children = {h.host_id: _children(h.proc.pid) for h in (b, c, d)}
+        for h in (b, c, d):  # the element's process and the keeper, at least
+            assert pids[h.host_id] in children[h.host_id] and len(children[h.host_id]) >= 2
         events = _events(a)
         try:
             # From A's command line: B leaves (A hears "left", not "failed"), then it exits 0.
@@ -137,20 +154,20 @@ def test_stop_a_host_from_a_members_command_line_mount_and_ssh(tmp_path):
             assert b.host_id not in members(a)  # stop returns once A has seen B go
             assert json.loads(line_of(events)) == {"left": b.host_id, "reason": "left"}
             assert b.proc.wait(30) == 0
-            assert _gone(pids[b.host_id]) and not is_mounted(b.mount)
+            assert all(_gone(pid) for pid in children[b.host_id]) and not is_mounted(b.mount)
 
             # Through A's mount: the same for C.
             a.sh(f"echo stop > {a.mount}/{c.host_id}/sys/stop")
             assert json.loads(line_of(events)) == {"left": c.host_id, "reason": "left"}
             assert c.proc.wait(30) == 0
-            assert _gone(pids[c.host_id]) and not is_mounted(c.mount)
+            assert all(_gone(pid) for pid in children[c.host_id]) and not is_mounted(c.mount)
 
             # Through A's SSH: the same command as the command line's, for D.
             through_ssh = SSH(a, tmp_path, key).ssh(f"stop /{d.host_id}")
             assert through_ssh.returncode == 0, through_ssh.stderr
             assert json.loads(line_of(events)) == {"left": d.host_id, "reason": "left"}
             assert d.proc.wait(30) == 0
-            assert _gone(pids[d.host_id]) and not is_mounted(d.mount)
+            assert all(_gone(pid) for pid in children[d.host_id]) and not is_mounted(d.mount)
             assert members(a) == [a.host_id]
         finally:
             events.kill()
