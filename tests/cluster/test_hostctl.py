@@ -205,10 +205,22 @@ def test_a_client_certificate_may_not_stop_hosts_nor_join_circuits(tmp_path):
         hosts.close()
 
 
-def test_join_refuses_a_circuit_of_another_ca(tmp_path):
+def test_join_through_a_mount_and_not_with_a_circuit_of_another_ca(tmp_path):
     hosts = met_cluster(tmp_path, 1)
     a, = next(hosts)
     try:
+        # A lone host of the same CA, a circuit of its own: one write into A's sys/join.
+        other = start_daemon(tmp_path / "same-ca", "--ca", str(tmp_path / "ca"))
+        try:
+            assert members(a) == [a.host_id] and members(other) == [other.host_id]
+            a.sh(f"echo {other.url} > sys/join")
+            both = sorted([a.host_id, other.host_id])
+            for h in (a, other):
+                wait_for(lambda: members(h) == both, 15, what="both mounts to list both hosts")
+        finally:
+            other.stop()
+        wait_for(lambda: members(a) == [a.host_id], 15, what="A to see the other leave")
+
         stranger = start_daemon(tmp_path / "other", "--ca", str(make_ca(tmp_path / "other-ca")))
         try:
             refused = circuit(a, "join", a.url, stranger.url)
