@@ -7,6 +7,7 @@ from typing import Optional
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -215,8 +216,13 @@ class HostControl:
         self._service = service
 
     def stop(self) -> None:
-        reactor = self._service.reactor
-        reactor.callLater(0, reactor.stop)  # the answer leaves first; twistd then exits 0
+        self._service.reactor.callLater(0, self._stop_reactor)  # the answer leaves first
+
+    def _stop_reactor(self) -> None:
+        try:
+            self._service.reactor.stop()  # twistd then shuts down as on SIGTERM, and exits 0
+        except ReactorNotRunning:
+            pass  # stopping already (asked twice, or a signal came first)
 
     def _url(self, url: str) -> str:
         host_id = parse_url(url)[2]
