@@ -48,6 +48,10 @@ class ICaller(Interface):
         while its connection is.
         """
 
+    # Optional: ``client_certificate``, true for another host's connection made with a
+    # client certificate, which may use elements but not stop the host nor make it
+    # join another circuit (`IHostControl`).  Absent: a member, or this host's own view.
+
 
 class IHandle(Interface):
     """An open file.  Reads and writes may block (their Deferreds fire later).
@@ -213,3 +217,26 @@ class ICircuit(Interface):
     def watch_hosts(watcher):
         """Tell ``watcher(event, host_id)`` as hosts join and leave; returns the
         call that stops telling it."""
+
+
+class IHostControl(Interface):
+    """What a host's own ``sys/stop`` and ``sys/join`` ask of the host itself, beyond its
+    tree: to stop, or to join another circuit.  The service gives it to the local tree.
+
+    Only members may ask: a caller with a true ``client_certificate`` attribute (another
+    host's connection made with a client certificate) is refused before these are called.
+    """
+
+    def stop() -> None:
+        """Leave the circuit gracefully, take down the host's processes, unmount, exit 0.
+
+        Called from a delivery: must return at once (the answer goes out first), the
+        shutdown happening on later turns."""
+
+    def check_join(url: str):
+        """Deferred: the circuit URL is well formed, not this host's, and its host answers
+        over mutual TLS (a host of another CA fails the handshake: EPERM)."""
+
+    def join(url: str):
+        """Deferred: this host has exchanged full states with the host at ``url``: the two
+        circuits are one (the other hosts learn it by gossip within a few rounds)."""

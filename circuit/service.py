@@ -6,15 +6,18 @@ from dataclasses import dataclass
 from typing import Optional
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from circuit import errors
 from circuit.core.host import Host
 from circuit.core.keeper import Keeper
+from circuit.interfaces import IHostControl
 from circuit.membership.swim import Membership
 from circuit.membership.timing import Timing
-from circuit.pb.peers import Peers
+from circuit.pb.peers import Peers, parse_url
 from circuit.pb.remote_tree import RemoteHostTree
 from circuit.pb.server import PeerRoot, listen
 from circuit.pb.transport import PBTransport
@@ -83,6 +86,7 @@ class CircuitService(MultiService):
         self.tree = LocalHostTree(self.host, fs_root, self.circuit)
         # Listed at once (the mount may come up first); its URL follows once it listens.
         self.circuit.add_host(self.tree, local=True)
+        self.tree.control = HostControl(self)
         ca_dir = settings.ca or os.path.join(settings.data, "ca")
         if not os.path.exists(os.path.join(ca_dir, "ca.pem")) and settings.ca is None:
             authority.init(ca_dir)  # the embedded default: a cluster of one, made on first start
@@ -201,3 +205,43 @@ class CircuitService(MultiService):
                 yield port.stopListening()
         if self._port is not None:
             yield self._port.stopListening()
+
+
+@implementer(IHostControl)
+class HostControl:
+    """sys/stop and sys/join of this host: a stop is the shutdown a SIGTERM starts; a join
+    is the one `-j URL` makes at start, made now."""
+
+    def __init__(self, service: CircuitService):
+        self._service = service
+
+    def stop(self) -> None:
+        self._service.reactor.callLater(0, self._stop_reactor)  # the answer leaves first
+
+    def _stop_reactor(self) -> None:
+        try:
+            self._service.reactor.stop()  # twistd then shuts down as on SIGTERM, and exits 0
+        except ReactorNotRunning:
+            pass  # stopping already (asked twice, or a signal came first)
+
+    def _url(self, url: str) -> str:
+        host_id = parse_url(url)[2]
+        if host_id == self._service.host_id:
+            raise errors.Invalid(f"{url} is this host: join through a host of the other circuit")
+        if self._service.membership is None:
+            raise errors.HostDown("this host is still starting")
+        return host_id
+
+    def check_join(self, url: str) -> Deferred:
+        try:
+            host_id = self._url(url)
+        except errors.CircuitError as e:
+            return fail(e)
+
+        def answered(who):
+            if who != host_id:
+                raise errors.Invalid(f"{url}: that address answers as {who}")
+        return self._service.peers.call(host_id, url, "hello").addCallback(answered)
+
+    def join(self, url: str) -> Deferred:
+        return self.check_join(url).addCallback(lambda _: self._service.membership.join(url))

@@ -153,6 +153,21 @@ class Client:
                 deliver(json.loads(line))
         return self.stream(["events"], out)
 
+    def waitall(self, procs: list, timeout: Optional[float] = None) -> Deferred:
+        """Deferred[list[dict]]: once every process has exited (on any hosts), their exit
+        records, in the order given, each with its ``path``.  ``procs`` are `Proc` objects or tree
+        paths.  Every path is checked first (a refusal waits for nothing); the first
+        refusal is raised (EHOSTDOWN for a host that went meanwhile, ETIMEDOUT past
+        ``timeout`` seconds)."""
+        paths = [str(getattr(p, "path", p)) for p in procs]  # a Proc (or its blocking wrapper), or a path
+        argv = ["waitall"] + (["--timeout", repr(float(timeout))] if timeout is not None else []) + paths
+
+        def ordered(out: bytes) -> list:
+            records = {r["path"]: r for r in map(json.loads, out.decode().splitlines())}
+            shown = ["/" + "/".join(self.circuit.resolve(p)) for p in paths]
+            return [records[p] for p in shown]
+        return self.run(argv).addCallback(ordered)
+
     def _op(self, d: Deferred) -> Deferred:
         """An operation of the API: cancelled, as every other, when the client closes."""
         return self.session.track(d)

@@ -17,6 +17,12 @@ VERBS = {
     "stderr": ("PATH", "stream a process's standard error from its start"),
     "wait": ("PATH", "wait for a process to exit and print its exit record (JSON); for a select, "
                      "wait for it to commit and print which clause did"),
+    "waitall": ("PATH...", "wait for every process named (on any hosts) to exit; one JSON line "
+                           "each, {\"path\": ..., then its exit record}, as each exits"),
+    "stop": ("HOST...", "stop hosts (/X... or circuit:// URLs): each leaves the circuit gracefully, "
+                        "takes its processes down and exits; waits until it has left"),
+    "join": ("URL1 [URL2]", "make two circuits one: the circuits of the hosts at URL1 and URL2 (one "
+                            "of them in this circuit), or this circuit and URL1's"),
     "signal": ("SIGNAL PATH", "send a signal (TERM, KILL, 9, ...) to a running process"),
     "mkselect": ("PATH CLAUSE...", "make a select (dc/select/NAME) over clauses r:FILE or w:FILE "
                                    "(FILE a tree path, or relative to the host's dc/), and arm it"),
@@ -52,6 +58,7 @@ VERBS["recv"] = ("PATH", "receive one message from a channel, or one event from 
 
 # Commands that may wait, and so take --timeout SECONDS.
 WAITING = {"recv", "send", "stdout", "stderr", "wait", "events", "cat", "stdin", "put"}
+WAITING |= {"waitall", "stop"}
 
 
 def usage(name: str) -> str:

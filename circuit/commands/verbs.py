@@ -17,13 +17,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred, succeed
 
 from circuit import errors
 from circuit.commands.text import as_circuit_error, error_line, ls_line, mode_string, shown, tree_path
 from circuit.commands.usage import VERBS, WAITING, overview, usage
 from circuit.interfaces import Attr, ICaller, ICircuit, OpenFlags
 from circuit.tree.handles import hand_over
+from circuit.tree import whole
 from circuit.tree.session import Session
 
 CHUNK = 256 * 1024  # what one read asks for; the client's window paces the reads
@@ -472,6 +473,127 @@ async def _wait(ctx: Context, args: list) -> None:
     await _on_element(ctx, "wait", text, None, wait)
 
 
+async def _waitall(ctx: Context, args: list) -> None:
+    """Every path is checked before anything waits: a refusal waits for nothing.  Then
+    all are waited on at once, each record printed as its process exits; a host that
+    goes meanwhile fails its own paths (EHOSTDOWN) and the rest are still waited for."""
+    _, texts = _options(args, "")
+    if not texts:
+        raise Usage(usage("waitall").splitlines()[0])
+    paths = []
+
+    async def check(path: tuple) -> None:
+        if not _is_element(path) or path[2] != "proc":
+            raise errors.Invalid("not a process's path (/X.../dc/proc/NAME)")
+        await ctx.call(ctx.circuit.getattr(path))  # no such process, or its host gone: now
+        paths.append(path)
+    await ctx.each("waitall", texts, check)
+    if ctx.failed:
+        return
+
+    async def wait(path: tuple) -> None:
+        try:
+            record = await ctx.call(whole.get(ctx.circuit, path + ("waitexit",), ctx.caller))
+        except errors.CircuitError as e:
+            ctx.refused(f"waitall: {shown(path)}", e)
+            return
+        ctx.say(json.dumps({"path": shown(path), **json.loads(record)}) + "\n")
+    results = await DeferredList([ensureDeferred(wait(p)) for p in paths], consumeErrors=True)
+    for ok, failure in results:
+        if not ok:
+            failure.raiseException()  # cancelled (--timeout, the client gone), or a bug
+
+
+def _host_of(ctx: Context, text: str) -> str:
+    """The host a command names: its tree path (``/X...``) or its URL."""
+    if text.startswith("circuit://"):
+        path = (_url_id(text),)
+    else:
+        path = ctx.path(text)
+    if len(path) != 1:
+        raise errors.Invalid("not a host's path (/X... or its circuit:// URL)")
+    ctx.circuit.host(path[0])  # unknown (ENOENT) or gone (EHOSTDOWN): now
+    return path[0]
+
+
+def _url_id(url: str) -> str:
+    """The host ID of ``circuit://HOST:PORT/X...`` (the host checks the rest)."""
+    scheme, _, rest = url.partition("://")
+    address, _, host_id = rest.partition("/")
+    if scheme != "circuit" or not address or not host_id or "/" in host_id:
+        raise errors.Invalid(f"not a circuit URL: {url!r} (want circuit://HOST:PORT/X...)")
+    return host_id
+
+
+def _departure(circuit: ICircuit, host_id: str) -> Deferred:
+    """Fires once ``host_id`` has left this circuit (gracefully or declared dead)."""
+    gone: Deferred = Deferred(lambda _: stop_watching())
+
+    def watcher(event: str, who: str) -> None:
+        if event == "left" and who == host_id and not gone.called:
+            stop_watching()
+            gone.callback(None)
+    stop_watching = circuit.watch_hosts(watcher)
+    return gone
+
+
+async def _stop(ctx: Context, args: list) -> None:
+    """The host leaves gracefully (the others see it leave, not die), takes its processes
+    down and exits.  Waits until this circuit has seen it go, except for the host running
+    the command (or a client's first host), whose going ends the command's own link."""
+    _, texts = _options(args, "")
+    if not texts:
+        raise Usage(usage("stop").splitlines()[0])
+
+    async def stop(host_id: str, here: bool) -> None:
+        gone = None if here else _departure(ctx.circuit, host_id)
+        try:
+            await ctx.call(ctx.circuit.put((host_id, "sys", "stop"), b"stop\n", ctx.caller))
+            if gone is not None:
+                await ctx.call(gone)
+        finally:
+            if gone is not None and not gone.called:  # refused, or given up: stop watching
+                gone.addErrback(lambda f: f.trap(CancelledError))
+                gone.cancel()
+    targets = []
+    for text in texts:
+        try:
+            targets.append((text, _host_of(ctx, text)))
+        except errors.CircuitError as e:
+            ctx.refused(f"stop: {text}", e)
+    first = ctx.circuit.host_ids()[0]
+    targets.sort(key=lambda t: t[1] == first)  # the host running the command last: its going ends it
+    for text, host_id in targets:
+        try:
+            await stop(host_id, here=host_id == first)
+        except errors.CircuitError as e:
+            ctx.refused(f"stop: {text}", e)
+
+
+async def _join(ctx: Context, args: list) -> None:
+    """Two circuits become one: whichever of the two hosts is in this circuit joins
+    through the other (``join URL``: the host running the command does)."""
+    _, urls = _options(args, "")
+    if len(urls) not in (1, 2):
+        raise Usage(usage("join").splitlines()[0])
+    try:
+        ids = [_url_id(u) for u in urls]
+        ours = set(ctx.circuit.host_ids())
+        if len(urls) == 1:
+            target, through = ctx.circuit.host_ids()[0], urls[0]
+        elif ids[0] in ours:
+            target, through = ids[0], urls[1]
+        elif ids[1] in ours:
+            target, through = ids[1], urls[0]
+        else:
+            raise errors.NotFound("neither host is in this circuit: run join on a member of one of them")
+        if _url_id(through) in ours:
+            return  # one circuit already: nothing to do
+        await ctx.call(ctx.circuit.put((target, "sys", "join"), through.encode() + b"\n", ctx.caller))
+    except errors.CircuitError as e:
+        ctx.refused("join", e)
+
+
 async def _mkselect(ctx: Context, args: list) -> None:
     _, rest = _options(args, "")
     if len(rest) < 2:
@@ -516,6 +638,8 @@ _PLAIN = {"ls": _ls, "mkdir": _mkdir, "rmdir": _rmdir, "rm": _rm, "stat": _stat,
           "stderr": _reader("stderr", "proc", "stderr"), "wait": _wait,
           "mkselect": _mkselect, "put": _put, "mkproc": _mkproc, "stdin": _stdin, "signal": _signal,
           "events": _events}
+_PLAIN["waitall"] = _waitall
+_PLAIN.update({"stop": _stop, "join": _join})
 _WRITING = {"cat": _cat, "echo": _echo}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
+from service_identity import VerificationError
 from twisted.internet import endpoints
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, fail, succeed
 from twisted.internet.error import ConnectError, ConnectionLost, ConnectionDone
@@ -133,6 +134,9 @@ class Peers:
     def _trouble(self, failure, who):
         if failure.check(errors.CircuitError, CancelledError):
             return failure
+        if failure.check(VerificationError):
+            raise errors.NotPermitted(f"host {who}: the host at that address has another host ID "
+                                      "(is the URL's ID right?)")
         if failure.check(TimeoutError):
             raise errors.HostDown(f"host {who} did not answer in time")
         if failure.check(pb.PBConnectionLost, pb.DeadReferenceError, ConnectError, ConnectionLost,

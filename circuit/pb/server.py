@@ -66,6 +66,12 @@ class _ConnectionCaller:
     def alive(self) -> bool:
         return not self._session.closed
 
+    @property
+    def client_certificate(self) -> bool:
+        """A client's connection may use elements, not stop this host nor make it join
+        another circuit (`IHostControl`)."""
+        return self._session.peer() is None
+
 
 class PeerSession(pb.Referenceable):
     def __init__(self, node, broker):

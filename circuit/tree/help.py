@@ -9,10 +9,16 @@ This is circuit host {id}.
   dc/select/NAME/   mkdir to make a select; write clauses to select, cat wait
   dc/dns/NAME/      mkdir to make a DNS server; write where it listens to addr, records to set
   dc/subs/NAME/     mkdir to make a subscription; write join or leave to on, cat recv
-  sys/              id, url, members, events (streams joins and departures), stat
+  sys/              id, url, members, events (streams joins and departures), stat;
+                    stop and join (write: stop this host, join another circuit)
   fs/               this host's exported directory ({fs_root})
 
 Every element directory has help (what each file does) and error (its last error).
+
+  echo stop > sys/stop        this host leaves the circuit, takes its processes down, exits
+  echo URL > sys/join         this host joins the circuit of the host at URL (circuit://...):
+                              the two circuits become one (same CA only)
+Members only: a client certificate may not (EPERM).
 """
 
 CHAN = """\

@@ -21,7 +21,7 @@ from circuit.tree.context import ElementContext, as_json
 from circuit.tree.dns_files import DNS
 from circuit.tree.subs_files import SUBSCRIPTION, SUBSCRIPTION_OPS
 from circuit.tree.fs import FsRoot
-from circuit.tree.handles import Handle, StreamHandle, TextHandle
+from circuit.tree.handles import Handle, MessageHandle, StreamHandle, TextHandle
 from circuit.tree.proc_files import PROCESS, PROCESS_OPS
 from circuit.tree.select_files import select_files
 from circuit.tree.table import ControlFile
@@ -104,6 +104,7 @@ class LocalHostTree:
         self.fs = FsRoot(fs_root)
         self.circuit = circuit
         self._errors: dict[tuple[str, str], str] = {}
+        self.control = None  # IHostControl: sys/stop and sys/join; given by the service
         host.on_removed.append(lambda kind, name: self._errors.pop((kind, name), None))
 
     # -- the error file ---------------------------------------------------------------
@@ -369,6 +370,63 @@ def _sys_text(fn):
     return open_
 
 
+# -- sys/stop and sys/join: the host itself, asked by members only ----------------------------
+
+def _control(tree: LocalHostTree, caller, what: str):
+    if getattr(caller, "client_certificate", False):
+        raise errors.NotPermitted(f"a client certificate may not {what}: run it on a member "
+                                  "(its command line, ssh or mount)")
+    if tree.control is None:
+        raise errors.NotPermitted(f"this host cannot be asked to {what}")
+    return tree.control
+
+
+def _one_line(text: bytes, what: str) -> str:
+    """The line written, while it is still arriving ("" until its newline) or whole at the end."""
+    try:
+        line = text.decode("ascii")
+    except UnicodeDecodeError:
+        raise errors.Invalid(f"write {what}: one line of plain ASCII")
+    if "\n" in line.rstrip("\n") or any(c.isspace() for c in line.strip()) or "\0" in line:
+        raise errors.Invalid(f"write {what}: one line, one word")
+    return line.strip()
+
+
+def _stop(tree: LocalHostTree, flags, caller):
+    control = _control(tree, caller, "stop this host")
+    what = "the word stop to stop this host"
+
+    def check(text: bytes) -> None:  # at write(2): the shell's echo hears only this
+        if not "stop".startswith(_one_line(text, what)):
+            raise errors.Invalid(f"write {what}")
+
+    def deliver(text: bytes) -> None:
+        if _one_line(text, what) != "stop":  # `: > stop` or `touch stop` stop nothing
+            raise errors.Invalid(f"write {what}")
+        log.info("asked to stop: leaving the circuit, then exiting")
+        control.stop()
+    return MessageHandle(deliver, check=check, limit=64)
+
+
+def _join(tree: LocalHostTree, flags, caller):
+    control = _control(tree, caller, "join circuits")
+    what = "a circuit URL (circuit://HOST:PORT/X...) for this host to join through"
+
+    def check(text: bytes):
+        url = _one_line(text, what)
+        if text.endswith(b"\n"):  # a whole line: is it a host of this CA that answers?
+            return control.check_join(url)
+        return None
+
+    def deliver(text: bytes):
+        url = _one_line(text, what)
+        if not url:
+            raise errors.Invalid(f"write {what}")
+        log.info("asked to join the circuit of {url}", url=url)
+        return control.join(url)
+    return MessageHandle(deliver, check=check, limit=1024)
+
+
 _SYS = {
     "id": ControlFile("id", "r", _sys_text(lambda t: (t.host_id + "\n").encode())),
     "url": ControlFile("url", "r", _sys_text(lambda t: (t.host.url + "\n").encode() if t.host.url else b"")),
@@ -376,4 +434,6 @@ _SYS = {
         lambda t: "".join(t.circuit.url_of(h) + "\n" for h in t.circuit.host_ids()).encode())),
     "events": ControlFile("events", "r", _events, streaming=True),
     "stat": ControlFile("stat", "r", _sys_text(lambda t: as_json(t.host.stat()))),
+    "stop": ControlFile("stop", "w", _stop),
+    "join": ControlFile("join", "w", _join),
 }

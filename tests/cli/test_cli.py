@@ -187,6 +187,35 @@ CASES = [
 ]
 
 
+# The host's own commands (waitall, stop, join): the mount's form of each is a file (a select
+# over waitexit files, a host's sys/stop, sys/join).
+HOST_CASES = [
+    ("true",
+     (["waitall", "{h}/dc/proc/nobody"], "waitall {h}/dc/proc/nobody", "cat dc/proc/nobody/waitexit",
+      'c.waitall(["/" + host.id + "/dc/proc/nobody"])'),
+     errno.ENOENT),
+    ("mkdir dc/chan/w1",
+     (["waitall", "{h}/dc/chan/w1"], "waitall {h}/dc/chan/w1",
+      """mkdir dc/select/w1s; echo '[{"op": "r", "file": "chan/w1/waitexit"}]' > dc/select/w1s/select;"""
+      """ r=$?; rmdir dc/select/w1s; exit $r""",
+      'c.waitall(["/" + host.id + "/dc/chan/w1"])'),
+     errno.EINVAL),
+    ("true",
+     (["stop", "/X0123456789abcdef"], "stop /X0123456789abcdef", "echo stop > ../X0123456789abcdef/sys/stop",
+      None),
+     errno.ENOENT),
+    ("true",  # (through the client a put into sys/stop is EPERM: tests/cluster/test_hostctl.py)
+     (None, "echo go > {h}/sys/stop", "echo go > sys/stop", None),
+     errno.EINVAL),
+    ("true",
+     (["join", "circuit://nowhere"], "join circuit://nowhere", "echo circuit://nowhere > sys/join", None),
+     errno.EINVAL),
+    ("true",
+     (None, "cat {h}/sys/stop", "cat sys/stop", None),
+     errno.EACCES),
+]
+
+
 def _through_the_python_client(host, call: str) -> subprocess.CompletedProcess:
     code = (f"from circuit import errors\nfrom circuit.client.blocking import connect\n"
             f"c = connect({host.daemon.url!r}, data={str(host.daemon.data)!r})\n"
@@ -196,7 +225,7 @@ def _through_the_python_client(host, call: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 
-@pytest.mark.parametrize("setup, ways, code", CASES)
+@pytest.mark.parametrize("setup, ways, code", CASES + HOST_CASES)
 def test_one_table_of_refusals_through_every_way_in(host, setup, ways, code):
     h = "/" + host.host_id
     host.daemon.sh(setup)
