@@ -2,6 +2,8 @@
 import json
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -119,3 +121,20 @@ def test_a_writer_whose_opener_is_its_parent_is_still_seen_to_give_up(host, name
     reader = subprocess.Popen(["cat", f"{c}/recv"], stdout=subprocess.PIPE)
     host.sh(f"echo kept > {c}/send")
     assert reader.communicate(timeout=15)[0] == b"kept\n"
+
+
+def test_a_reader_with_a_killed_child_not_yet_reaped_still_reads(host, names):
+    """A zombie keeps the SIGKILL that ended it pending for good.  A reader whose family is
+    asked "still there?" must not be taken for leaving because of it: before, every hand-over
+    to it was answered EINTR, which Python's read retries, for ever."""
+    c = names("chan")
+    host.sh(f"mkdir dc/chan/{c} && echo 1 > dc/chan/{c}/cap && echo kept > dc/chan/{c}/send")
+    reader = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import subprocess, time
+        child = subprocess.Popen(["sleep", "100"])
+        child.kill()  # and not reaped: a zombie child, its SIGKILL pending
+        while "State:\\tZ" not in open(f"/proc/{{child.pid}}/status").read():
+            time.sleep(0.01)
+        print(open("{host.root}/dc/chan/{c}/recv").read(), end="")
+        """)], capture_output=True, text=True, timeout=20)
+    assert reader.stdout == "kept\n", reader.stderr
