@@ -75,6 +75,8 @@ class Membership:
         # its timeouts so that an overloaded host does not accuse healthy ones.
         self.health = 0
         self.members: dict[str, Member] = {}
+        self._gone: dict[str, None] = {}  # ids of the dead and left, in order: kept apart so
+        # that the periodic retry and the tombstone sweep cost O(gone), not O(N)
         self.timing = timing
         self._transport = transport
         self._clock = clock
@@ -133,10 +135,20 @@ class Membership:
 
     def state(self) -> list:
         me = Rumour(LEFT if self.leaving else ALIVE, self.id, self.url, self.incarnation)
-        return [me.to_wire()] + [m.rumour().to_wire() for m in self.members.values()]
+        # The wire form of each member's rumour, built directly: a full state is O(N).
+        return [me.to_wire()] + [[m.state, m.id, m.url, m.incarnation, ""] for m in self.members.values()]
 
     def merge_state(self, state: list) -> None:
+        members = self.members
         for item in state:
+            # Most of a full state is what we already believe (same state, same
+            # incarnation), which changes nothing: skip it without parsing.  A
+            # suspicion is never skipped: it may name a new suspecter.
+            if type(item) is list and len(item) == 5 and type(item[1]) is str:
+                known = members.get(item[1])
+                if known is not None and known.state == item[0] != SUSPECT \
+                        and known.incarnation == item[3] and type(item[3]) is int:
+                    continue
             self.hear(item)
 
     def rumours(self) -> list:
@@ -170,6 +182,7 @@ class Membership:
                 # Remember a death we had not heard of, so a stale "alive" cannot revive it.
                 self.members[rumour.id] = Member(rumour.id, rumour.url, rumour.incarnation,
                                                  rumour.state, self._clock.seconds())
+                self._gone[rumour.id] = None
                 return
             self._add(rumour)
             return
@@ -207,6 +220,10 @@ class Membership:
     def _set_state(self, member: Member, state: str, was: str, by: Optional[str]) -> None:
         member.state = state
         member.since = self._clock.seconds()
+        if state in GONE:
+            self._gone[member.id] = None
+        else:
+            self._gone.pop(member.id, None)
         if state != SUSPECT:
             self._stop_suspicion(member)
         if state == SUSPECT and was != SUSPECT:
@@ -376,10 +393,11 @@ class Membership:
     def reconnect_one(self) -> Optional[Deferred]:
         """Try one dead member again: after a partition heals, it refutes and comes back."""
         now = self._clock.seconds()
-        for member in list(self.members.values()):
-            if member.state in GONE and now - member.since > self.timing.tombstone:
-                del self.members[member.id]
-        dead = [m for m in self.members.values() if m.state == DEAD]
+        for member_id in list(self._gone):
+            if now - self.members[member_id].since > self.timing.tombstone:
+                del self.members[member_id]
+                del self._gone[member_id]
+        dead = [m for m in map(self.members.__getitem__, self._gone) if m.state == DEAD]
         if not dead:
             return None
         return self._exchange(self._rng.choice(dead))
