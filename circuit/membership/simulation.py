@@ -201,6 +201,7 @@ class SimNetwork:
         self.rng = random.Random(seed)
         self._seed = seed
         self.counters = Counters()
+        self.lost = 0  # messages lost (drop) or segments sent again (tcp)
         # Connections dialled and still open: (src, dst).  A converged start opens
         # every pair among its hosts at once (`mesh`), without listing N^2 pairs.
         self.opened: set = set()
@@ -230,10 +231,12 @@ class SimNetwork:
         if self.loss:
             if self.loss_mode == "drop":
                 if self.rng.random() < self.loss:
+                    self.lost += 1
                     return None
             else:
                 rto = RTO
                 while self.rng.random() < self.loss:
+                    self.lost += 1
                     latency += rto
                     rto *= 2
         return latency
@@ -442,7 +445,8 @@ class Simulation:
     ``converged=True`` starts them as a cluster that has run for a while: each knows
     every other, alive, at incarnation 0, with a connection open to each (the real
     hosts keep every connection they dialled, and probing dials every member once a
-    round).  ``converged=False`` joins them one by one through the first."""
+    round); run it for one `Timing.sync_interval` before measuring, while their
+    loops start.  ``converged=False`` joins them one by one through the first."""
 
     def __init__(self, n: int, timing: Timing = Timing(), converged: bool = True, seed: int = 1,
                  **net_args):
@@ -459,9 +463,12 @@ class Simulation:
                 self._make()
             urls = [node.url for node in self.nodes]
             everyone = [(node.id, node.url) for node in self.nodes]
+            # Started at random moments over one full-exchange interval, as hosts that
+            # came up at different times: their probes and exchanges are not in step.
+            start = random.Random(seed)
             for node in self.nodes:
                 node.members = {i: Member(i, u, 0, ALIVE, 0.0) for i, u in everyone if i != node.id}
-                node.start()
+                self.clock.callLater(start.uniform(0, timing.sync_interval), node.start)
             self.net.mesh = set(urls)
         else:
             for _ in range(n):
@@ -560,3 +567,91 @@ class Simulation:
             per_host = [(values.get(u, 0) - since[name].get(u, 0)) / seconds for u in urls]
             out[name] = (sum(per_host) / len(per_host), max(per_host))
         return out
+
+    # -- scenarios ---------------------------------------------------------------------
+    def join_one(self, limit: float = 60.0) -> tuple[Reach, Optional[float]]:
+        """A new host joins through a random member.  The event's reach among the others,
+        and when the newcomer itself knew all of them (None: not within ``limit``)."""
+        observers = self.live()
+        ids = {o.id for o in observers}
+        since = self.clock.seconds()
+        node = self.add(via=self._pick(observers))
+        heard = lambda: len(self.learned.get(("joined", node.id), {}).keys() & ids)  # noqa: E731
+        self.run_until(lambda: heard() == len(ids) and self.view(node) >= ids, limit)
+        knew = [self.learned.get(("joined", i), {}).get(node.id) for i in ids]
+        own = max(knew) - since if None not in knew else None
+        return self.reach(["joined"], node.id, since, observers), own
+
+    def leave_one(self, limit: float = 60.0) -> tuple[Reach, int]:
+        """A random member stops gracefully.  The reach of its departure, and how many
+        learned it as a failure rather than a leave."""
+        node = self._pick(self.live())
+        observers = [o for o in self.live() if o is not node]
+        since = self.clock.seconds()
+        self.leave(node)
+        kinds = ["left:left", "left:failed"]
+        self.run_until(lambda: self.reach(kinds, node.id, since, observers).all is not None, limit)
+        failed = self.reach(["left:failed"], node.id, since, observers)
+        return self.reach(kinds, node.id, since, observers), len(failed.times)
+
+    def crash_one(self, reset: bool = True, limit: float = 120.0) -> Reach:
+        """A random member dies: its connections reset (a killed process), or silent."""
+        node = self._pick(self.live())
+        observers = [o for o in self.live() if o is not node]
+        since = self.clock.seconds()
+        self.crash(node, reset)
+        self.run_until(lambda: self.reach(["left:failed"], node.id, since, observers).all is not None,
+                       limit)
+        return self.reach(["left:failed"], node.id, since, observers)
+
+    def lossy(self, loss: float, mode: str, seconds: float) -> dict:
+        """Run with loss on every link; what the live hosts wrongly concluded."""
+        hosts = self.live()
+        ids = {h.id for h in hosts}
+        before = {h.id: h.incarnation for h in hosts}
+        since = self.clock.seconds()
+        self.net.loss, self.net.loss_mode = loss, mode
+        try:
+            self.run(seconds)
+        finally:
+            self.net.loss = 0.0
+        wrong = self.departures(since, of=ids, observers=hosts)
+        return {"departures": len(wrong), "members": len({e[3] for e in wrong}),
+                "refutations": sum(h.incarnation - before[h.id] for h in hosts)}
+
+    def partition(self, fraction: float = 0.2, hold: float = 60.0, limit: float = 300.0) -> dict:
+        """Cut a random ``fraction`` of the hosts from the rest for ``hold`` seconds, then heal.
+
+        split: when every host saw the other side gone (None: not within ``hold``);
+        merged: when, after the heal, every host saw every other alive again;
+        lost: hosts missing from some view at the end; wrong: departures of a host
+        declared by one on its own side (during the cut and after the heal)."""
+        hosts = self.live()
+        count = max(1, round(fraction * len(hosts)))
+        side_b = set(random.Random(self.seed + 1).sample([h.url for h in hosts], count))
+        b = [h for h in hosts if h.url in side_b]
+        a = [h for h in hosts if h.url not in side_b]
+        ids_a, ids_b = {h.id for h in a}, {h.id for h in b}
+        since = self.clock.seconds()
+        self.net.partition(side_b)
+
+        def split():
+            return (all(not (self.view(h) & ids_b) for h in a)
+                    and all(not (self.view(h) & ids_a) for h in b))
+        apart = self.run_until(split, hold)
+        split_at = self.clock.seconds() - since if apart else None
+        self.run(max(0.0, since + hold - self.clock.seconds()))
+        healed = self.clock.seconds()
+        self.net.heal()
+        everyone = ids_a | ids_b
+        one = self.run_until(lambda: all(self.view(h) == everyone - {h.id} for h in hosts), limit)
+        merged_at = self.clock.seconds() - healed if one else None
+        lost = {i for h in hosts for i in everyone - {h.id} - self.view(h)}
+        wrong = [e for e in self.departures(since, observers=hosts)
+                 if (e[1] in ids_a) == (e[3] in ids_a)]
+        return {"a": len(a), "b": len(b), "split": split_at, "merged": merged_at,
+                "lost": len(lost), "wrong": len(wrong), "wrong_members": len({e[3] for e in wrong}),
+                "wrong_after_heal": len([e for e in wrong if e[0] >= healed])}
+
+    def _pick(self, hosts: list) -> Membership:
+        return random.Random(self.seed * 7919 + len(self.events) + self._next).choice(hosts)

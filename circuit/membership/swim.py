@@ -16,7 +16,7 @@ memory under `task.Clock` in tests.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -46,14 +46,16 @@ class ITransport(Interface):
         """Is a connection to the member already open (a probe need not dial first)?"""
 
 
-@dataclass
+@dataclass(slots=True)
 class Member:
+    """One member as this host believes it.  Every host holds one per member, N^2 in a
+    cluster: slots, and no set of suspecters until a suspicion starts (a new one then)."""
     id: str
     url: str
     incarnation: int
     state: str
     since: float
-    suspecters: set = field(default_factory=set)
+    suspecters: frozenset | set = frozenset()
 
     def rumour(self, by: str = "") -> Rumour:
         return Rumour(self.state, self.id, self.url, self.incarnation, by)
@@ -149,6 +151,13 @@ class Membership:
                 if known is not None and known.state == item[0] != SUSPECT \
                         and known.incarnation == item[3] and type(item[3]) is int:
                     continue
+                if item[0] == DEAD and known is not None and known.state in (ALIVE, SUSPECT):
+                    # A whole state saying "dead" of a member we hear from is, most
+                    # often, the far side of a healed partition speaking of this
+                    # side: believed outright, every member here would be declared
+                    # dead by its own side.  Suspect it instead (as memberlist does):
+                    # a live member refutes, a dead one is confirmed by our probes.
+                    item = [SUSPECT] + item[1:]
             self.hear(item)
 
     def rumours(self) -> list:
@@ -202,10 +211,13 @@ class Membership:
     def _about_me(self, rumour: Rumour) -> None:
         if self.leaving:
             return
-        if rumour.state in (SUSPECT, DEAD) and rumour.incarnation >= self.incarnation:
-            # Refute: only I may raise my incarnation.
-            self.incarnation = rumour.incarnation + 1
-            self._worse()
+        if rumour.state in (SUSPECT, DEAD):
+            if rumour.incarnation >= self.incarnation:
+                # Refute: only I may raise my incarnation.
+                self.incarnation = rumour.incarnation + 1
+                self._worse()
+            # An older suspicion still going round means someone missed the refutation
+            # (its gossip is spent): say it again, or that host declares us dead.
             self._spread(Rumour(ALIVE, self.id, self.url, self.incarnation))
 
     def _add(self, rumour: Rumour) -> None:

@@ -1,0 +1,93 @@
+"""The real membership at a moderate size, in memory (circuit.membership.simulation).
+
+Each test builds a converged cluster on a simulated network under a simulated clock,
+makes one thing happen, and checks what every host concluded.  The big sizes are
+bench/membership.py's (docs/membership.md)."""
+import json
+from io import BytesIO
+
+import pytest
+from twisted.spread import jelly, pb
+
+from circuit.membership.simulation import REQUEST_ID, Simulation, answer_size, call_size
+from circuit.membership.timing import Timing
+
+N = 60
+
+
+def cluster(n=N, **net):
+    sim = Simulation(n, seed=3, **net)
+    sim.run(Timing().sync_interval + 2)  # every host's loops have started
+    return sim
+
+
+def test_the_byte_counts_are_what_banana_encodes():
+    def encoded(*sexp):
+        broker = pb.Broker()
+        broker.transport = BytesIO()
+        broker.setPrefixLimit(64)
+        broker.currentDialect = b"pb"
+        broker.outgoingSymbols = broker.outgoingVocabulary
+        broker.sendCall(*sexp)
+        return len(broker.transport.getvalue())
+    for n in (0, 1, 8, 300):
+        text = json.dumps([["alive", f"X{i:016x}", f"circuit://10.0.0.1:7700/X{i:016x}", i, ""]
+                           for i in range(n)])
+        for method, args in (("ping", (text,)), ("sync", (text,)), ("hello", ()),
+                             ("ping_req", ("X0000000000000001", "circuit://h:1/X0000000000000001",
+                                           text))):
+            assert call_size(method, tuple(map(len, args))) == encoded(
+                b"message", REQUEST_ID, b"root", method.encode(), 1, jelly.jelly(args), jelly.jelly({}))
+        assert answer_size(len(text)) == encoded(b"answer", REQUEST_ID, b"J" + text.encode())
+
+
+def test_a_join_reaches_every_member_and_the_newcomer_knows_them_all():
+    sim = cluster()
+    reach, newcomer = sim.join_one(limit=30)
+    assert reach.all is not None and len(reach.times) == N
+    assert newcomer is not None
+
+
+def test_a_graceful_leave_reaches_every_member_as_a_leave():
+    sim = cluster()
+    reach, as_failure = sim.leave_one(limit=30)
+    assert reach.all is not None and len(reach.times) == N - 1
+    assert as_failure == 0
+
+
+@pytest.mark.parametrize("reset", [True, False], ids=["connections-reset", "silent"])
+def test_a_crash_is_declared_by_every_member(reset):
+    sim = cluster()
+    reach = sim.crash_one(reset=reset, limit=60)
+    assert reach.all is not None and len(reach.times) == N - 1
+    others = sim.live()
+    assert not sim.departures(0, of={h.id for h in others}, observers=others)
+
+
+@pytest.mark.parametrize("mode", ["tcp", "drop"])
+def test_five_percent_loss_for_three_minutes_declares_nobody_dead(mode):
+    sim = cluster()
+    lost = sim.net.lost
+    result = sim.lossy(0.05, mode, 180)
+    assert sim.net.lost - lost > 1000  # the loss did happen
+    assert result["departures"] == 0, result
+
+
+def test_a_healed_partition_is_one_membership_again_and_nobody_on_a_side_was_declared_dead():
+    sim = cluster()
+    result = sim.partition(0.2, hold=30, limit=120)
+    assert result["split"] is not None  # each side did see the other gone ...
+    assert result["merged"] is not None and result["lost"] == 0  # ... and all came back
+    # A full state from across the healed cut says "dead" of every member of this
+    # side: taken as a suspicion, each refutes it in time.
+    assert result["wrong"] == 0, result
+
+
+def test_per_host_messages_do_not_grow_with_the_cluster():
+    per_host = {}
+    for n in (20, 80):
+        sim = cluster(n)
+        before = sim.net.counters.snapshot()
+        sim.run(20)
+        per_host[n] = sim.load(before, 20, sim.live())["sent"][0]
+    assert 0.8 < per_host[80] / per_host[20] < 1.25, per_host
