@@ -167,8 +167,10 @@ class Counters:
         self.bytes_received = {}
         self.wire_sent = {}
         self.dials = {}
+        self.by_method = {}  # Banana bytes of each method's calls and answers, all hosts
 
-    def add(self, src: str, dst: str, banana: int) -> None:
+    def add(self, src: str, dst: str, banana: int, method: str = "") -> None:
+        self.by_method[method] = self.by_method.get(method, 0) + banana
         self.sent[src] = self.sent.get(src, 0) + 1
         self.bytes_sent[src] = self.bytes_sent.get(src, 0) + banana
         self.wire_sent[src] = self.wire_sent.get(src, 0) + wire_size(banana)
@@ -177,7 +179,8 @@ class Counters:
 
     def snapshot(self) -> dict:
         return {name: dict(getattr(self, name)) for name in
-                ("sent", "received", "bytes_sent", "bytes_received", "wire_sent", "dials")}
+                ("sent", "received", "bytes_sent", "bytes_received", "wire_sent", "dials",
+                 "by_method")}
 
 
 class SimNetwork:
@@ -316,8 +319,8 @@ class SimNetwork:
         if dst not in self.hosts:
             self.clock.callLater(there + back, self._fail, d, ConnectionRefusedError(), src)
             return
-        self.counters.add(src, dst, call_size("hello", ()))
-        self.counters.add(dst, src, answer_size(json_length(dst)))
+        self.counters.add(src, dst, call_size("hello", ()), "hello")
+        self.counters.add(dst, src, answer_size(json_length(dst)), "hello")
 
         def made():
             if dst not in self.hosts:
@@ -328,13 +331,13 @@ class SimNetwork:
         self.clock.callLater(3 * (there + back), made)
 
     def _send(self, src, dst, method, args, serve, answer_length, d) -> None:
-        self.counters.add(src, dst, call_size(method, args))
+        self.counters.add(src, dst, call_size(method, args), method)
         there = self.delay(src, dst)
         if there is None:
             return
-        self.clock.callLater(there, self._arrive, src, dst, serve, answer_length, d)
+        self.clock.callLater(there, self._arrive, src, dst, method, serve, answer_length, d)
 
-    def _arrive(self, src, dst, serve, answer_length, d) -> None:
+    def _arrive(self, src, dst, method, serve, answer_length, d) -> None:
         node = self.hosts.get(dst)
         if node is None:  # died meanwhile: the connection was reset
             self._lost(src, dst, d)
@@ -346,26 +349,26 @@ class SimNetwork:
         except Exception as e:  # noqa: BLE001 - a bug in serving is the caller's error
             result = fail(e)
         if isinstance(result, Deferred):
-            result.addCallbacks(lambda r: self._answer(src, dst, r, answer_length, d),
-                                lambda f: self._answer_failure(src, dst, f, d))
+            result.addCallbacks(lambda r: self._answer(src, dst, method, r, answer_length, d),
+                                lambda f: self._answer_failure(src, dst, method, f, d))
         else:
-            self._answer(src, dst, result, answer_length, d)
+            self._answer(src, dst, method, result, answer_length, d)
 
-    def _answer(self, src, dst, result, answer_length, d) -> None:
+    def _answer(self, src, dst, method, result, answer_length, d) -> None:
         if dst not in self.hosts:
             self._lost(src, dst, d)
             return
-        self.counters.add(dst, src, answer_size(answer_length(result)))
+        self.counters.add(dst, src, answer_size(answer_length(result)), method)
         back = self.delay(dst, src)
         if back is not None:
             self.clock.callLater(back, self._deliver, src, d, result)
 
-    def _answer_failure(self, src, dst, failure, d) -> None:
+    def _answer_failure(self, src, dst, method, failure, d) -> None:
         # The server turns any failure into a refusal (wire.refusal): a short answer.
         if dst not in self.hosts:
             self._lost(src, dst, d)
             return
-        self.counters.add(dst, src, answer_size(40))
+        self.counters.add(dst, src, answer_size(40), method)
         back = self.delay(dst, src)
         if back is not None:
             self.clock.callLater(back, self._fail, d, failure, src)
@@ -564,6 +567,10 @@ class Simulation:
         out = {}
         urls = [h.url for h in hosts]
         for name, values in now.items():
+            if name == "by_method":
+                out[name] = {m: (b - since[name].get(m, 0)) / seconds / len(urls)
+                             for m, b in values.items()}
+                continue
             per_host = [(values.get(u, 0) - since[name].get(u, 0)) / seconds for u in urls]
             out[name] = (sum(per_host) / len(per_host), max(per_host))
         return out

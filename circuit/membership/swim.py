@@ -84,7 +84,8 @@ class Membership:
         self._clock = clock
         self._listener = listener or (lambda *a: None)
         self._rng = rng or random.Random()
-        self._gossip: dict[str, tuple[Rumour, int]] = {}  # id -> (rumour, times left)
+        self._gossip: dict[str, tuple[Rumour, int, int]] = {}  # id -> (rumour, times left, order)
+        self._spoken = 0  # counts rumours spread: the newest goes first among equals
         self._probe_order: list[str] = []
         self._suspicion_timers: dict[str, object] = {}
         self._probing: set[str] = set()
@@ -135,10 +136,13 @@ class Membership:
     def live_members(self) -> list[Member]:
         return [m for m in self.members.values() if m.state in (ALIVE, SUSPECT)]
 
+    def me(self) -> Rumour:
+        return Rumour(LEFT if self.leaving else ALIVE, self.id, self.url, self.incarnation)
+
     def state(self) -> list:
-        me = Rumour(LEFT if self.leaving else ALIVE, self.id, self.url, self.incarnation)
         # The wire form of each member's rumour, built directly: a full state is O(N).
-        return [me.to_wire()] + [[m.state, m.id, m.url, m.incarnation, ""] for m in self.members.values()]
+        return [self.me().to_wire()] + [[m.state, m.id, m.url, m.incarnation, ""]
+                                        for m in self.members.values()]
 
     def merge_state(self, state: list) -> None:
         members = self.members
@@ -162,18 +166,21 @@ class Membership:
 
     def rumours(self) -> list:
         """Up to gossip_per_message rumours to piggyback, least sent first."""
-        chosen = sorted(self._gossip.items(), key=lambda kv: -kv[1][1])[: self.timing.gossip_per_message]
+        # Least sent first, and the newest first among those (as memberlist's queue):
+        # a refutation just made must not wait behind a burst of older news.
+        chosen = sorted(self._gossip.items(), key=lambda kv: (-kv[1][1], -kv[1][2]))
         out = []
-        for member_id, (rumour, left) in chosen:
+        for member_id, (rumour, left, order) in chosen[: self.timing.gossip_per_message]:
             out.append(rumour.to_wire())
             if left <= 1:
                 del self._gossip[member_id]
             else:
-                self._gossip[member_id] = (rumour, left - 1)
+                self._gossip[member_id] = (rumour, left - 1, order)
         return out
 
     def _spread(self, rumour: Rumour) -> None:
-        self._gossip[rumour.id] = (rumour, retransmits(self.timing, len(self.members) + 1))
+        self._spoken += 1
+        self._gossip[rumour.id] = (rumour, retransmits(self.timing, len(self.members) + 1), self._spoken)
 
     # -- hearing rumours --------------------------------------------------------------
     def hear(self, item) -> None:
@@ -321,7 +328,11 @@ class Membership:
         timeout = self._probe_timeout()
         if not self._transport.connected(member.id):
             timeout += self.timing.connect_allowance
-        d = self._timed(self._transport.ping(member.id, member.url, self.rumours()), timeout)
+        rumours = self.rumours()
+        if member.state == SUSPECT:
+            # Tell the suspect itself, so that its answer can carry the refutation.
+            rumours.insert(0, member.rumour(self.id).to_wire())
+        d = self._timed(self._transport.ping(member.id, member.url, rumours), timeout)
         d.addCallbacks(self._direct_ack, lambda f: self._probe_indirectly(member))
         d.addBoth(self._probed, member.id)
         return d
@@ -380,13 +391,15 @@ class Membership:
     def handle_ping(self, rumours: list) -> list:
         for item in rumours:
             self.hear(item)
-        return self.rumours()
+        # An answer always says how we stand (our incarnation): a prober that suspects
+        # us learns of the refutation from the answer itself, even once its gossip is spent.
+        return [self.me().to_wire()] + self.rumours()
 
     def handle_ping_req(self, target_id: str, target_url: str, rumours: list) -> Deferred:
         for item in rumours:
             self.hear(item)
         if target_id == self.id:
-            return succeed(self.rumours())
+            return succeed(self.handle_ping([]))
         d = self._timed(self._transport.ping(target_id, target_url, self.rumours()),
                         self._probe_timeout())
         return d.addCallback(lambda theirs: (self._acked(theirs), self.rumours())[1])
