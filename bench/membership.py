@@ -18,6 +18,8 @@ message +-10%) under a simulated clock, and measures, one after the other on tha
              holding one hear it and probe at once), its port refuses
   silent     a random member goes silent: no answer, no reset (a pulled cable, a hung
              machine); it keeps running alone and its own conclusions are not counted
+  refute     gossip alone: one host suspects a live member; when every host has the
+             member's refutation (a higher incarnation), checked every 10 ms
   partition  20% of the hosts cut from the rest for --hold seconds, then healed
   loss       loss on every link for --loss-seconds: 5% and 10%, as TCP sees it
              (retransmitted after 200 ms, doubling) and as datagrams (dropped)
@@ -92,6 +94,8 @@ def measure(n: int, loss_seconds: float, hold: float, seed: int) -> dict:
     for name, reset in (("crash", True), ("silent", False)):
         reach = phase(name, lambda: quiet(sim.crash_one(reset=reset)))
         out[name] = {"p999": reach.quantile(0.999), "all": reach.all}
+    reach = phase("refute", lambda: quiet(sim.refute_one()))
+    out["refute"] = {"p999": reach.quantile(0.999), "all": reach.all}
     live = sim.live()
     out["false_so_far"] = len(sim.departures(0, of={h.id for h in live}, observers=live))
     out["partition"] = phase("partition", lambda: quiet(sim.partition(0.2, hold=hold)))
@@ -145,6 +149,9 @@ def table(results: list[dict], command: str) -> str:
     row("crash, connections reset: declared dead by 99.9% / 100%", lambda r: pair(r["crash"]),
         "suspicion alone 4·log10(N) s: " + ", ".join(anchor_crash(r["n"]) for r in rs))
     row("crash, silent: declared dead by 99.9% / 100%", lambda r: pair(r["silent"]))
+    row("gossip alone: a false suspicion's refutation held by 99.9% / 100%",
+        lambda r: pair(r["refute"]) if "refute" in r else "not measured",
+        "Serf model: 99.99% in about 2.2 s at N = 1,000")
     for mode, what in (("tcp", "as TCP sees it"), ("drop", "messages dropped")):
         for loss in (5, 10):
             row(f"false departures, {loss}% loss {what}",

@@ -611,6 +611,30 @@ class Simulation:
                        limit)
         return self.reach(["left:failed"], node.id, since, observers)
 
+    def refute_one(self, limit: float = 60.0, step: float = 0.01) -> Reach:
+        """Gossip alone: one host suspects a live member (as if its probe had failed); the
+        suspicion spreads, the member refutes, and the refutation spreads.  When each
+        host had the refutation (checked every ``step``)."""
+        hosts = self.live()
+        accuser, accused = self._pick(hosts), None
+        while accused is None or accused is accuser:
+            accused = random.Random(len(self.events) + self._next + 1).choice(hosts)
+        since = self.clock.seconds()
+        accuser.suspect(accused.id)
+        others = [h for h in hosts if h is not accused]
+        first: dict = {}
+
+        def refuted():
+            now = self.clock.seconds()
+            for h in others:
+                m = h.members.get(accused.id)
+                if h.id not in first and accused.incarnation > 0 and m is not None \
+                        and m.incarnation >= accused.incarnation and m.state == ALIVE:
+                    first[h.id] = now - since
+            return len(first) == len(others)
+        self.run_until(refuted, limit, step)
+        return Reach(sorted(first.values()), len(others))
+
     def lossy(self, loss: float, mode: str, seconds: float) -> dict:
         """Run with loss on every link; what the live hosts wrongly concluded."""
         hosts = self.live()
