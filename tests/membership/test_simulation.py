@@ -91,3 +91,21 @@ def test_per_host_messages_do_not_grow_with_the_cluster():
         sim.run(20)
         per_host[n] = sim.load(before, 20, sim.live())["sent"][0]
     assert 0.8 < per_host[80] / per_host[20] < 1.25, per_host
+
+
+def test_a_suspect_whose_refutation_is_spent_is_believed_by_whoever_probes_it():
+    sim = Simulation(3, seed=1)
+    sim.run(Timing().sync_interval + 2)
+    prober, _, suspect = sim.nodes
+    suspect.incarnation = 1  # it refuted long ago ...
+    suspect._gossip.clear()  # ... and its gossip is spent
+    # The prober still holds incarnation 0.  Its probe is on the way when it hears a
+    # suspicion (a merge, a late rumour): the probe's answer alone can set it right.
+    prober.probe_member(prober.members[suspect.id])
+    prober.hear(["suspect", suspect.id, suspect.url, 0, ""])
+    assert prober.members[suspect.id].state == "suspect"
+    sim.run(0.1)
+    assert prober.members[suspect.id].state == "alive"
+    assert prober.members[suspect.id].incarnation == 1
+    sim.run(10)
+    assert not sim.departures(0)
