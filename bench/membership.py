@@ -170,6 +170,9 @@ def table(results: list[dict], command: str) -> str:
         lambda r: kb(r["load"]["wire_sent"][0]))
     row("20% partition: both sides saw the other gone after",
         lambda r: f"{s(r['partition']['split'])} (held {r['hold']:g} s)")
+    row("... the 80% saw the 20% gone / the 20% saw the 80% gone",
+        lambda r: f"{s(r['partition']['a_saw_b_gone'])} / {s(r['partition']['b_saw_a_gone'])}"
+        if "a_saw_b_gone" in r["partition"] else "not measured")
     row("... one membership again after the heal", lambda r: s(r["partition"]["merged"]))
     row("... members lost for good / false departures on a side",
         lambda r: f"{r['partition']['lost']} / {r['partition']['wrong']}")

@@ -653,7 +653,8 @@ class Simulation:
     def partition(self, fraction: float = 0.2, hold: float = 60.0, limit: float = 300.0) -> dict:
         """Cut a random ``fraction`` of the hosts from the rest for ``hold`` seconds, then heal.
 
-        split: when every host saw the other side gone (None: not within ``hold``);
+        split: when every host saw the other side gone (None: not within ``hold``), and
+        a_saw_b_gone / b_saw_a_gone the same for each side (a: the larger);
         merged: when, after the heal, every host saw every other alive again;
         lost: hosts missing from some view at the end; wrong: departures of a host
         declared by one on its own side (during the cut and after the heal)."""
@@ -666,9 +667,13 @@ class Simulation:
         since = self.clock.seconds()
         self.net.partition(side_b)
 
+        seen: dict = {}
+
         def split():
-            return (all(not (self.view(h) & ids_b) for h in a)
-                    and all(not (self.view(h) & ids_a) for h in b))
+            for name, side, other in (("a", a, ids_b), ("b", b, ids_a)):
+                if name not in seen and all(not (self.view(h) & other) for h in side):
+                    seen[name] = self.clock.seconds() - since
+            return len(seen) == 2
         apart = self.run_until(split, hold)
         split_at = self.clock.seconds() - since if apart else None
         self.run(max(0.0, since + hold - self.clock.seconds()))
@@ -681,6 +686,7 @@ class Simulation:
         wrong = [e for e in self.departures(since, observers=hosts)
                  if (e[1] in ids_a) == (e[3] in ids_a)]
         return {"a": len(a), "b": len(b), "split": split_at, "merged": merged_at,
+                "a_saw_b_gone": seen.get("a"), "b_saw_a_gone": seen.get("b"),
                 "lost": len(lost), "wrong": len(wrong), "wrong_members": len({e[3] for e in wrong}),
                 "wrong_after_heal": len([e for e in wrong if e[0] >= healed])}
 
