@@ -15,6 +15,7 @@ memory under `task.Clock` in tests.
 """
 from __future__ import annotations
 
+import heapq
 import random
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -168,9 +169,11 @@ class Membership:
         """Up to gossip_per_message rumours to piggyback, least sent first."""
         # Least sent first, and the newest first among those (as memberlist's queue):
         # a refutation just made must not wait behind a burst of older news.
-        chosen = sorted(self._gossip.items(), key=lambda kv: (-kv[1][1], -kv[1][2]))
+        # nsmallest, not a sort: after a mass failure the queue holds a rumour per member.
+        chosen = heapq.nsmallest(self.timing.gossip_per_message, self._gossip.items(),
+                                 key=lambda kv: (-kv[1][1], -kv[1][2]))
         out = []
-        for member_id, (rumour, left, order) in chosen[: self.timing.gossip_per_message]:
+        for member_id, (rumour, left, order) in chosen:
             out.append(rumour.to_wire())
             if left <= 1:
                 del self._gossip[member_id]
