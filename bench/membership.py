@@ -24,7 +24,7 @@ message +-10%) under a simulated clock, and measures, one after the other on tha
   loss       loss on every link for --loss-seconds: 5% and 10%, as TCP sees it
              (retransmitted after 200 ms, doubling) and as datagrams (dropped)
 
-Sizes of --big and more use --big-loss-seconds and --big-hold (0: no loss runs): the
+Sizes of --big and more use --big-loss-seconds and --big-hold (0: not run): the
 full-state exchange of N rumours every 10 s per host makes the simulation O(N^2) in wall
 time.  --results FILE keeps the figures
 of each size as JSON (several files merge; sizes measured now go into the first), so sizes
@@ -101,7 +101,8 @@ def measure(n: int, loss_seconds: float, hold: float, seed: int) -> dict:
     out["refute"] = {"p999": reach.quantile(0.999), "all": reach.all}
     live = sim.live()
     out["false_so_far"] = len(sim.departures(0, of={h.id for h in live}, observers=live))
-    out["partition"] = phase("partition", lambda: quiet(sim.partition(0.2, hold=hold)))
+    out["partition"] = None if not hold else phase(
+        "partition", lambda: quiet(sim.partition(0.2, hold=hold)))
     for mode in ("tcp", "drop"):
         for loss in (0.05, 0.10):
             if not loss_seconds:
@@ -171,14 +172,16 @@ def table(results: list[dict], command: str) -> str:
         "push-pull every 30 s, scaled up with log N")
     row("... estimated on the wire (TLS records, TCP/IP headers)",
         lambda r: kb(r["load"]["wire_sent"][0]))
+    def cut(fn):
+        return lambda r: "not run" if not r.get("partition") else fn(r["partition"])
     row("20% partition: both sides saw the other gone after",
-        lambda r: f"{s(r['partition']['split'])} (held {r['hold']:g} s)")
+        lambda r: "not run" if not r.get("partition") else f"{s(r['partition']['split'])} (held {r['hold']:g} s)")
     row("... the 80% saw the 20% gone / the 20% saw the 80% gone",
-        lambda r: f"{s(r['partition']['a_saw_b_gone'])} / {s(r['partition']['b_saw_a_gone'])}"
-        if "a_saw_b_gone" in r["partition"] else "not measured")
-    row("... one membership again after the heal", lambda r: s(r["partition"]["merged"]))
+        cut(lambda p: f"{s(p['a_saw_b_gone'])} / {s(p['b_saw_a_gone'])}" if "a_saw_b_gone" in p
+            else "not measured"))
+    row("... one membership again after the heal", cut(lambda p: s(p["merged"])))
     row("... members lost for good / false departures on a side",
-        lambda r: f"{r['partition']['lost']} / {r['partition']['wrong']}")
+        cut(lambda p: f"{p['lost']} / {p['wrong']}"))
     row("false departures in the runs without loss", lambda r: str(r["false_so_far"]))
     row("wall time of the simulation (peak memory)",
         lambda r: f"{r['wall']['total']:.0f} s ({r['rss_mb']:,} MB)")
