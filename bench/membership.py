@@ -182,7 +182,8 @@ def table(results: list[dict], command: str) -> str:
     row("... one membership again after the heal", cut(lambda p: s(p["merged"])))
     row("... members lost for good / false departures on a side",
         cut(lambda p: f"{p['lost']} / {p['wrong']}"))
-    row("false departures in the runs without loss", lambda r: str(r["false_so_far"]))
+    row("false departures in the runs without loss",
+        lambda r: "not counted" if r.get("false_so_far") is None else str(r["false_so_far"]))
     row("wall time of the simulation (peak memory)",
         lambda r: f"{r['wall']['total']:.0f} s ({r['rss_mb']:,} MB)")
     machine = [("CPUs (nproc)", str(len(os.sched_getaffinity(0)))),
