@@ -270,7 +270,8 @@ class Membership:
             self._spread(member.rumour(by))  # pass the confirmation on
 
     def _arm_suspicion(self, member: Member) -> None:
-        expected = min(self.timing.indirect_probes, max(0, len(self.live_members()) - 1))
+        live = len(self.members) - len(self._gone)  # not live_members(): O(1), once per confirmation
+        expected = min(self.timing.indirect_probes, max(0, live - 1))
         timeout = suspicion_timeout(self.timing, len(member.suspecters) - 1, expected)
         deadline = member.since + timeout
         self._stop_suspicion(member)
