@@ -114,3 +114,20 @@ def test_a_suspect_whose_refutation_is_spent_is_believed_by_whoever_probes_it():
     assert prober.members[suspect.id].incarnation == 1
     sim.run(10)
     assert not sim.departures(0)
+
+
+def test_the_dead_are_retried_and_then_forgotten():
+    timing = Timing(tombstone=20.0)
+    sim = Simulation(5, timing=timing, seed=2)
+    sim.run(timing.sync_interval + 2)
+    victim = sim.nodes[4]
+    sim.crash(victim)
+    sim.run(5)
+    watcher = sim.nodes[0]
+    assert watcher.members[victim.id].state == "dead"
+    dials = sim.net.counters.dials.get(watcher.url, 0)
+    sim.run(10)
+    assert sim.net.counters.dials.get(watcher.url, 0) > dials  # it tried the dead one again
+    sim.run(timing.tombstone)
+    assert victim.id not in watcher.members
+    assert len(watcher.live_members()) == 3
