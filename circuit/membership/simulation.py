@@ -7,12 +7,12 @@ Used by the tests and by ``bench/membership.py``.  Every host is a real
   every callLater and every run, which is quadratic with thousands of hosts.
   `run` jumps from call to call, each seeing the time it was due.
 - `SimNetwork` carries each PB call and its answer with a per-link latency
-  (drawn once per link from a spread, plus jitter per message), loss, cut links,
+  (fixed per link within a spread, plus jitter per message), loss, cut links,
   partitions, crashed and silent hosts.  It counts, per host, the messages and
   the bytes PB would send for them (`wire_size`).
 - `Simulation` makes N hosts (joined one by one, or started as a converged
-  cluster), runs join / leave / crash / silence / partition scenarios, and
-  records when each host learned each event.
+  cluster), runs join / leave / crash / silence / refutation / partition / loss
+  scenarios, and records when each host learned each event.
 
 Loss comes in two kinds.  ``tcp`` is what the real transport sees: PB runs on
 TCP, so a lost segment is sent again after the retransmission timeout (200 ms,
@@ -27,8 +27,8 @@ import json
 import math
 import random
 import zlib
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Iterable, Optional
 
 from twisted.internet.base import DelayedCall
