@@ -15,8 +15,9 @@ memory under `task.Clock` in tests.
 """
 from __future__ import annotations
 
+import heapq
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -46,14 +47,16 @@ class ITransport(Interface):
         """Is a connection to the member already open (a probe need not dial first)?"""
 
 
-@dataclass
+@dataclass(slots=True)
 class Member:
+    """One member as this host believes it.  Every host holds one per member, N^2 in a
+    cluster: slots, and no set of suspecters until a suspicion starts (a new one then)."""
     id: str
     url: str
     incarnation: int
     state: str
     since: float
-    suspecters: set = field(default_factory=set)
+    suspecters: frozenset | set = frozenset()
 
     def rumour(self, by: str = "") -> Rumour:
         return Rumour(self.state, self.id, self.url, self.incarnation, by)
@@ -75,12 +78,15 @@ class Membership:
         # its timeouts so that an overloaded host does not accuse healthy ones.
         self.health = 0
         self.members: dict[str, Member] = {}
+        self._gone: dict[str, None] = {}  # ids of the dead and left, in order: kept apart so
+        # that the periodic retry and the tombstone sweep cost O(gone), not O(N)
         self.timing = timing
         self._transport = transport
         self._clock = clock
         self._listener = listener or (lambda *a: None)
         self._rng = rng or random.Random()
-        self._gossip: dict[str, tuple[Rumour, int]] = {}  # id -> (rumour, times left)
+        self._gossip: dict[str, tuple[Rumour, int, int]] = {}  # id -> (rumour, times left, order)
+        self._spoken = 0  # counts rumours spread: the newest goes first among equals
         self._probe_order: list[str] = []
         self._suspicion_timers: dict[str, object] = {}
         self._probing: set[str] = set()
@@ -131,28 +137,53 @@ class Membership:
     def live_members(self) -> list[Member]:
         return [m for m in self.members.values() if m.state in (ALIVE, SUSPECT)]
 
+    def me(self) -> Rumour:
+        return Rumour(LEFT if self.leaving else ALIVE, self.id, self.url, self.incarnation)
+
     def state(self) -> list:
-        me = Rumour(LEFT if self.leaving else ALIVE, self.id, self.url, self.incarnation)
-        return [me.to_wire()] + [m.rumour().to_wire() for m in self.members.values()]
+        # The wire form of each member's rumour, built directly: a full state is O(N).
+        return [self.me().to_wire()] + [[m.state, m.id, m.url, m.incarnation, ""]
+                                        for m in self.members.values()]
 
     def merge_state(self, state: list) -> None:
+        members = self.members
         for item in state:
+            # Most of a full state is what we already believe (same state, same
+            # incarnation), which changes nothing: skip it without parsing.  A
+            # suspicion is never skipped: it may name a new suspecter.
+            if type(item) is list and len(item) == 5 and type(item[1]) is str:
+                known = members.get(item[1])
+                if known is not None and known.state == item[0] != SUSPECT \
+                        and known.incarnation == item[3] and type(item[3]) is int:
+                    continue
+                if item[0] == DEAD and known is not None and known.state in (ALIVE, SUSPECT):
+                    # A whole state saying "dead" of a member we hear from is, most
+                    # often, the far side of a healed partition speaking of this
+                    # side: believed outright, every member here would be declared
+                    # dead by its own side.  Suspect it instead (as memberlist does):
+                    # a live member refutes, a dead one is confirmed by our probes.
+                    item = [SUSPECT] + item[1:]
             self.hear(item)
 
     def rumours(self) -> list:
         """Up to gossip_per_message rumours to piggyback, least sent first."""
-        chosen = sorted(self._gossip.items(), key=lambda kv: -kv[1][1])[: self.timing.gossip_per_message]
+        # Least sent first, and the newest first among those (as memberlist's queue):
+        # a refutation just made must not wait behind a burst of older news.
+        # nsmallest, not a sort: after a mass failure the queue holds a rumour per member.
+        chosen = heapq.nsmallest(self.timing.gossip_per_message, self._gossip.items(),
+                                 key=lambda kv: (-kv[1][1], -kv[1][2]))
         out = []
-        for member_id, (rumour, left) in chosen:
+        for member_id, (rumour, left, order) in chosen:
             out.append(rumour.to_wire())
             if left <= 1:
                 del self._gossip[member_id]
             else:
-                self._gossip[member_id] = (rumour, left - 1)
+                self._gossip[member_id] = (rumour, left - 1, order)
         return out
 
     def _spread(self, rumour: Rumour) -> None:
-        self._gossip[rumour.id] = (rumour, retransmits(self.timing, len(self.members) + 1))
+        self._spoken += 1
+        self._gossip[rumour.id] = (rumour, retransmits(self.timing, len(self.members) + 1), self._spoken)
 
     # -- hearing rumours --------------------------------------------------------------
     def hear(self, item) -> None:
@@ -170,6 +201,7 @@ class Membership:
                 # Remember a death we had not heard of, so a stale "alive" cannot revive it.
                 self.members[rumour.id] = Member(rumour.id, rumour.url, rumour.incarnation,
                                                  rumour.state, self._clock.seconds())
+                self._gone[rumour.id] = None
                 return
             self._add(rumour)
             return
@@ -189,10 +221,13 @@ class Membership:
     def _about_me(self, rumour: Rumour) -> None:
         if self.leaving:
             return
-        if rumour.state in (SUSPECT, DEAD) and rumour.incarnation >= self.incarnation:
-            # Refute: only I may raise my incarnation.
-            self.incarnation = rumour.incarnation + 1
-            self._worse()
+        if rumour.state in (SUSPECT, DEAD):
+            if rumour.incarnation >= self.incarnation:
+                # Refute: only I may raise my incarnation.
+                self.incarnation = rumour.incarnation + 1
+                self._worse()
+            # An older suspicion still going round means someone missed the refutation
+            # (its gossip is spent): say it again, or that host declares us dead.
             self._spread(Rumour(ALIVE, self.id, self.url, self.incarnation))
 
     def _add(self, rumour: Rumour) -> None:
@@ -207,6 +242,10 @@ class Membership:
     def _set_state(self, member: Member, state: str, was: str, by: Optional[str]) -> None:
         member.state = state
         member.since = self._clock.seconds()
+        if state in GONE:
+            self._gone[member.id] = None
+        else:
+            self._gone.pop(member.id, None)
         if state != SUSPECT:
             self._stop_suspicion(member)
         if state == SUSPECT and was != SUSPECT:
@@ -231,7 +270,8 @@ class Membership:
             self._spread(member.rumour(by))  # pass the confirmation on
 
     def _arm_suspicion(self, member: Member) -> None:
-        expected = min(self.timing.indirect_probes, max(0, len(self.live_members()) - 1))
+        live = len(self.members) - len(self._gone)  # not live_members(): O(1), once per confirmation
+        expected = min(self.timing.indirect_probes, max(0, live - 1))
         timeout = suspicion_timeout(self.timing, len(member.suspecters) - 1, expected)
         deadline = member.since + timeout
         self._stop_suspicion(member)
@@ -292,7 +332,11 @@ class Membership:
         timeout = self._probe_timeout()
         if not self._transport.connected(member.id):
             timeout += self.timing.connect_allowance
-        d = self._timed(self._transport.ping(member.id, member.url, self.rumours()), timeout)
+        rumours = self.rumours()
+        if member.state == SUSPECT:
+            # Tell the suspect itself, so that its answer can carry the refutation.
+            rumours.insert(0, member.rumour(self.id).to_wire())
+        d = self._timed(self._transport.ping(member.id, member.url, rumours), timeout)
         d.addCallbacks(self._direct_ack, lambda f: self._probe_indirectly(member))
         d.addBoth(self._probed, member.id)
         return d
@@ -351,13 +395,15 @@ class Membership:
     def handle_ping(self, rumours: list) -> list:
         for item in rumours:
             self.hear(item)
-        return self.rumours()
+        # An answer always says how we stand (our incarnation): a prober that suspects
+        # us learns of the refutation from the answer itself, even once its gossip is spent.
+        return [self.me().to_wire()] + self.rumours()
 
     def handle_ping_req(self, target_id: str, target_url: str, rumours: list) -> Deferred:
         for item in rumours:
             self.hear(item)
         if target_id == self.id:
-            return succeed(self.rumours())
+            return succeed(self.handle_ping([]))
         d = self._timed(self._transport.ping(target_id, target_url, self.rumours()),
                         self._probe_timeout())
         return d.addCallback(lambda theirs: (self._acked(theirs), self.rumours())[1])
@@ -376,10 +422,11 @@ class Membership:
     def reconnect_one(self) -> Optional[Deferred]:
         """Try one dead member again: after a partition heals, it refutes and comes back."""
         now = self._clock.seconds()
-        for member in list(self.members.values()):
-            if member.state in GONE and now - member.since > self.timing.tombstone:
-                del self.members[member.id]
-        dead = [m for m in self.members.values() if m.state == DEAD]
+        for member_id in list(self._gone):
+            if now - self.members[member_id].since > self.timing.tombstone:
+                del self.members[member_id]
+                del self._gone[member_id]
+        dead = [m for m in map(self.members.__getitem__, self._gone) if m.state == DEAD]
         if not dead:
             return None
         return self._exchange(self._rng.choice(dead))

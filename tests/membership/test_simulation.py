@@ -1,0 +1,133 @@
+"""The real membership at a moderate size, in memory (circuit.membership.simulation).
+
+Each test builds a converged cluster on a simulated network under a simulated clock,
+makes one thing happen, and checks what every host concluded.  The big sizes are
+bench/membership.py's (docs/membership.md)."""
+import json
+from io import BytesIO
+
+import pytest
+from twisted.spread import jelly, pb
+
+from circuit.membership.simulation import REQUEST_ID, Simulation, answer_size, call_size
+from circuit.membership.timing import Timing
+
+N = 60
+
+
+def cluster(n=N, **net):
+    sim = Simulation(n, seed=3, **net)
+    sim.run(Timing().sync_interval + 2)  # every host's loops have started
+    return sim
+
+
+def test_the_byte_counts_are_what_banana_encodes():
+    def encoded(*sexp):
+        broker = pb.Broker()
+        broker.transport = BytesIO()
+        broker.setPrefixLimit(64)
+        broker.currentDialect = b"pb"
+        broker.outgoingSymbols = broker.outgoingVocabulary
+        broker.sendCall(*sexp)
+        return len(broker.transport.getvalue())
+    for n in (0, 1, 8, 300):
+        text = json.dumps([["alive", f"X{i:016x}", f"circuit://10.0.0.1:7700/X{i:016x}", i, ""]
+                           for i in range(n)])
+        for method, args in (("ping", (text,)), ("sync", (text,)), ("hello", ()),
+                             ("ping_req", ("X0000000000000001", "circuit://h:1/X0000000000000001",
+                                           text))):
+            assert call_size(method, tuple(map(len, args))) == encoded(
+                b"message", REQUEST_ID, b"root", method.encode(), 1, jelly.jelly(args), jelly.jelly({}))
+        assert answer_size(len(text)) == encoded(b"answer", REQUEST_ID, b"J" + text.encode())
+
+
+def test_a_join_reaches_every_member_and_the_newcomer_knows_them_all():
+    sim = cluster()
+    reach, newcomer = sim.join_one(limit=30)
+    assert reach.all is not None and len(reach.times) == N
+    assert newcomer is not None
+
+
+def test_a_graceful_leave_reaches_every_member_as_a_leave():
+    sim = cluster()
+    reach, as_failure = sim.leave_one(limit=30)
+    assert reach.all is not None and len(reach.times) == N - 1
+    assert as_failure == 0
+
+
+@pytest.mark.parametrize("reset", [True, False], ids=["connections-reset", "silent"])
+def test_a_crash_is_declared_by_every_member(reset):
+    sim = cluster()
+    reach = sim.crash_one(reset=reset, limit=60)
+    assert reach.all is not None and len(reach.times) == N - 1
+    others = sim.live()
+    assert not sim.departures(0, of={h.id for h in others}, observers=others)
+
+
+@pytest.mark.parametrize("mode", ["tcp", "drop"])
+def test_five_percent_loss_for_three_minutes_declares_nobody_dead(mode):
+    sim = cluster()
+    lost = sim.net.lost
+    result = sim.lossy(0.05, mode, 180)
+    assert sim.net.lost - lost > 1000  # the loss did happen
+    assert result["departures"] == 0, result
+
+
+def test_a_healed_partition_is_one_membership_again_and_nobody_on_a_side_was_declared_dead():
+    sim = cluster()
+    result = sim.partition(0.2, hold=30, limit=120)
+    assert result["split"] is not None  # each side did see the other gone ...
+    assert result["merged"] is not None and result["lost"] == 0  # ... and all came back
+    # A full state from across the healed cut says "dead" of every member of this
+    # side: taken as a suspicion, each refutes it in time.
+    assert result["wrong"] == 0, result
+
+
+def test_per_host_messages_do_not_grow_with_the_cluster():
+    messages, probe_bytes, sync_bytes = {}, {}, {}
+    for n in (20, 80):
+        sim = cluster(n)
+        before = sim.net.counters.snapshot()
+        sim.run(20)
+        load = sim.load(before, 20, sim.live())
+        messages[n], probe_bytes[n] = load["sent"][0], load["by_method"]["ping"]
+        sync_bytes[n] = load["by_method"]["sync"]
+    assert 0.8 < messages[80] / messages[20] < 1.25, messages
+    assert 0.8 < probe_bytes[80] / probe_bytes[20] < 1.25, probe_bytes
+    # The full-state exchange is not flat: one state of N members per host per interval.
+    assert sync_bytes[80] / sync_bytes[20] > 3, sync_bytes
+
+
+def test_a_suspect_whose_refutation_is_spent_is_believed_by_whoever_probes_it():
+    sim = Simulation(3, seed=1)
+    sim.run(Timing().sync_interval + 2)
+    prober, _, suspect = sim.nodes
+    suspect.incarnation = 1  # it refuted long ago ...
+    suspect._gossip.clear()  # ... and its gossip is spent
+    # The prober still holds incarnation 0.  Its probe is on the way when it hears a
+    # suspicion (a merge, a late rumour): the probe's answer alone can set it right.
+    prober.probe_member(prober.members[suspect.id])
+    prober.hear(["suspect", suspect.id, suspect.url, 0, ""])
+    assert prober.members[suspect.id].state == "suspect"
+    sim.run(0.1)
+    assert prober.members[suspect.id].state == "alive"
+    assert prober.members[suspect.id].incarnation == 1
+    sim.run(10)
+    assert not sim.departures(0)
+
+
+def test_the_dead_are_retried_and_then_forgotten():
+    timing = Timing(tombstone=20.0)
+    sim = Simulation(5, timing=timing, seed=2)
+    sim.run(timing.sync_interval + 2)
+    victim = sim.nodes[4]
+    sim.crash(victim)
+    sim.run(5)
+    watcher = sim.nodes[0]
+    assert watcher.members[victim.id].state == "dead"
+    dials = sim.net.counters.dials.get(watcher.url, 0)
+    sim.run(10)
+    assert sim.net.counters.dials.get(watcher.url, 0) > dials  # it tried the dead one again
+    sim.run(timing.tombstone)
+    assert victim.id not in watcher.members
+    assert len(watcher.live_members()) == 3
