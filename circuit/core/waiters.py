@@ -27,7 +27,9 @@ class WaiterSet:
 
     def fire_first(self, n: int, result: Any = None) -> int:
         """Fire the n oldest waiters (fewer if fewer wait); how many were fired."""
-        firing, self._waiting = self._waiting[:n], self._waiting[n:]
+        # In place: each waiter's canceller removes it from this very list.
+        firing = self._waiting[:n]
+        del self._waiting[:n]
         for d in firing:
             d.callback(result)
         return len(firing)

@@ -567,3 +567,20 @@ def test_waiting_writers_fail_when_the_channel_is_removed():
     turn = ch.wait_turn()
     ch.remove()
     assert failure(turn, errors.NotFound)
+
+
+def test_a_writer_that_stops_waiting_for_its_turn_after_others_were_woken_is_gone():
+    """Its canceller must find it where it waits: before, a writer cancelled after an
+    earlier one was woken stayed among the waiters, and waking it raised AlreadyCalledError
+    in the middle of a hand-over, which left the channel stuck."""
+    ch = chan(1)
+    ch.send(b"fills")
+    turns = [ch.wait_turn() for _ in range(3)]
+    value(ch.recv())            # wakes the first
+    turns[1].cancel()           # the second gives up
+    failure(turns[1], CancelledError)
+    ch.try_send(b"first's")
+    ch.turn_over()
+    value(ch.recv())            # room again: the third, not the one that left
+    assert not pending(turns[2])
+    assert ch.stat()["send_waits"] == 0
