@@ -76,10 +76,10 @@ class RemoteHostTree:
         inner.addCallbacks(answered, failed)
         return self._track(outer)
 
-    def tell(self, method: str, *args) -> None:
+    def tell(self, method: str, *args, now: bool = False) -> None:
         """A message needing no answer (confirm, unread): one trip, not two."""
         if not self.gone:
-            self.peers.tell(self.host_id, self.url, method, *args)
+            self.peers.tell(self.host_id, self.url, method, *args, now=now)
 
     def _cancel(self, call_id: int) -> None:
         def failed(failure) -> None:  # recovered: a read's late answer is given back (_left)
@@ -393,7 +393,8 @@ class RemoteHandle(Handle):
             # Read whole: the owner may forget the handle too (one message instead of two).
             done = self._whole is not None and not self._released
             self._released = self._released or done
-            self._tree.tell("confirm", self._hid, done)
+            # In the kernel before our reader has the bytes (see peers._write_now).
+            self._tree.tell("confirm", self._hid, done, now=True)
 
     def unread(self) -> None:
         if self._offered:

@@ -154,6 +154,25 @@ def check(history: History) -> dict[str, list]:
     return anomalies
 
 
+def explain(history: History, anomalies: dict[str, list]) -> list[str]:
+    """For each lost or duplicated message: its operations and the faults around them, in
+    seconds from the run's start (what a failure in CI needs to be understood afterwards)."""
+    t0 = min((o.start for o in history.ops), default=0.0)
+    lines = []
+    named = anomalies.get("duplicated", []) + [o["message"] for o in anomalies.get("lost", [])]
+    for m in named:
+        ops = [o for o in history.ops if o.message == m]
+        lines.append(f"{m}:")
+        lines += [f"  {o.kind} {o.outcome} via {o.view} on host {o.host} {o.start - t0:.3f}-{o.end - t0:.3f}"
+                  + (f" given up at {o.killed - t0:.3f}" if o.killed else "") + (f" ({o.error})" if o.error else "")
+                  for o in ops]
+        lines += [f"  drained from {c}" for c, ms in history.drained.items() if m in ms]
+        lo, hi = min(o.start for o in ops) - 3, max(o.end for o in ops) + 3
+        lines += [f"  fault {f.what} host {f.host} {f.start - t0:.3f}-{f.end - t0:.3f}"
+                  for f in history.faults if f.start < hi and f.end > lo]
+    return lines
+
+
 def _lost_in_the_window(history: History, sends: dict, received: dict):
     """(message, the receive that coincided with its hand-over) for messages lost in the window;
     each such receive accounts for one message at most."""

@@ -115,3 +115,38 @@ def test_a_reader_killed_while_its_host_is_stopped_takes_nothing(pair, view):
         wait_for(lambda: chan_stat(chan)["handing_over"] == 0, what="B to settle the offer")
         assert chan_stat(chan)["len"] == 1, f"m{i} went to a reader that was dead"
         assert a.sh(f"cat dc/chan/{chan.name}/recv").stdout == f"m{i}\n"
+
+
+def test_a_reader_whose_host_dies_the_moment_the_reader_has_the_message_took_it(pair, tmp_path):
+    """The confirm leaves before the reader has the bytes.  A client program that dies right
+    after its hand-over (as a host killed at that moment would) has taken the message: it is
+    not left in the channel for the next reader too (a duplicate).  Before, the confirm waited
+    in the connection's buffer for the reactor's next turn, and died with the process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    a, b = pair
+    me = tmp_path / "me"
+    subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca",
+                    str(a.data.parent.parent / "ca"), str(me)], check=True, capture_output=True)
+    for i in range(3):
+        chan = _chan(a, f"dies-{i}", 1)
+        (chan / "send").write_text(f"m{i}\n")
+        program = textwrap.dedent(f"""
+            import os, signal
+            from circuit.tree import whole
+            given = whole.hand_over
+
+            def hand_over(handle, caller):
+                given(handle, caller)  # the reader has it: this process dies before anything else
+                os.write(1, b"handed")
+                os.kill(os.getpid(), signal.SIGKILL)
+            whole.hand_over = hand_over
+            from circuit.client.blocking import connect
+            connect({a.url!r}, data={str(me)!r}).host({a.host_id!r}).chan({chan.name!r}).recv()
+            """)
+        p = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
+        assert (p.returncode, p.stdout) == (-9, b"handed"), p.stderr
+        wait_for(lambda: chan_stat(chan)["handing_over"] == 0, what="A to settle the offer")
+        assert (chan_stat(chan)["received"], chan_stat(chan)["len"]) == (1, 0), f"m{i} is there to read again"

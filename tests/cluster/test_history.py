@@ -9,7 +9,7 @@ import os
 import pytest
 from helpers import make_ca
 
-from history import Run, check, observations
+from history import Run, check, explain, observations
 from netlab import Lab, available
 
 SECONDS = float(os.environ.get("CIRCUIT_HISTORY_SECONDS", "90"))
@@ -41,4 +41,5 @@ def test_a_checked_history_under_faults_has_no_anomaly(tmp_path):
     if lab is not None:
         assert summary.get("fault cut off, then healed", 0) >= 1, summary
     anomalies = check(run.history)
-    assert anomalies == {k: [] for k in anomalies}, json.dumps(anomalies, indent=1)[:5000]
+    assert anomalies == {k: [] for k in anomalies}, \
+        json.dumps(anomalies, indent=1)[:5000] + "\n" + "\n".join(explain(run.history, anomalies))
