@@ -240,9 +240,38 @@ class Pair:
             os.rmdir(d)
         return r
 
+    def requests(self) -> tuple[dict, dict]:
+        """(PB messages A has served, FUSE requests B's mount has served) so far, by kind:
+        the counts in their sys/stat, less membership's own messages."""
+        a = json.loads(read_file(f"{self.tmp}/a/mnt/{host_id(self.a_url)}/sys/stat"))["requests"]
+        b = json.loads(read_file(f"{self.tmp}/b/mnt/{host_id(self.b_url)}/sys/stat"))["requests"]
+        pb = {k[3:]: v for k, v in a.items() if k.startswith("pb ") and k[3:] not in MEMBERSHIP}
+        return pb, {k[5:]: v for k, v in b.items() if k.startswith("fuse ")}
+
+    def costs(self, run, per: int) -> dict:
+        """Run ``run`` and answer what one of its ``per`` operations cost in PB messages from
+        B to A and in FUSE requests on B, by kind (reading B's stat is taken out)."""
+        before = self.requests()
+        reading = _minus(self.requests()[1], before[1])  # what one read of the stats costs B
+        before = self.requests()
+        result = run()
+        after = self.requests()
+        pb = _minus(after[0], before[0])
+        fuse = _minus(_minus(after[1], before[1]), reading)
+        return {"result": result, "pb": {k: v / per for k, v in pb.items() if v},
+                "fuse": {k: v / per for k, v in fuse.items() if v}}
+
     def stop(self):
         self.b.stop()
         self.a.stop()
+
+
+MEMBERSHIP = {"ping", "ping_req", "sync", "hello"}
+
+
+def _minus(after: dict, before: dict) -> dict:
+    return {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)
+            if after.get(k, 0) - before.get(k, 0) > 0}
 
 
 def spawn(k: int) -> Round:
@@ -258,7 +287,8 @@ def bare_queue(tmp: str, n: int) -> tuple[Daemon, str]:
 
 # -- report ----------------------------------------------------------------------------------
 
-def report(series: dict[str, Series], clusters: list[dict], command: str, elapsed: float, args) -> str:
+def report(series: dict[str, Series], clusters: list[dict], command: str, elapsed: float, args,
+           costs: dict) -> str:
     def t(key):
         return series[key].typical().mean
 
@@ -282,6 +312,15 @@ def report(series: dict[str, Series], clusters: list[dict], command: str, elapse
         ratio = "" if key in ("pb", "bare") else f"{r.mean / base[against]:.2f}x"
         lines.append(f"| {label} | {ms(r.mean)} | {ms(r.median)} | {ratio} | "
                      f"{'' if not ratio else names[against]} |")
+    def kinds(d: dict) -> str:
+        return ", ".join(f"{k} {v:.2f}" if v % 1 else f"{k} {v:.0f}" for k, v in sorted(d.items())) or "none"
+    counted = ["| operation | PB messages B to A | by kind | FUSE requests on B | by kind |",
+               "|---|---:|---|---:|---|"]
+    for label, key, _ in rows:
+        if key in costs:
+            c = costs[key]
+            counted.append(f"| {label} | {sum(c['pb'].values()):.2f} | {kinds(c['pb'])} | "
+                           f"{sum(c['fuse'].values()):.2f} | {kinds(c['fuse'])} |")
     compare = ""
     if args.compare:
         rows_c = ["| messages across hosts | before (ms) | now (ms) | now / before (median of rounds) |",
@@ -320,6 +359,12 @@ hosts and 11.5 ms to make a remote channel; its Go client 1.5 ms to spawn and wa
 /bin/true):
 
 {chr(10).join(lines)}
+
+What each operation cost, counted by the hosts themselves (`requests` in `sys/stat`) over one
+series after the warm-up: PB messages A served from B (an answered call is a round trip; a
+`confirm` or `release` is one-way, answered by nobody), and FUSE requests B's mount served:
+
+{chr(10).join(counted)}
 {compare}
 Membership at default timings (every host mounted and reading its own `sys/events`; a join is
 timed from launching the new host's process, a kill from the SIGKILL; gocircuit noticed a killed
@@ -378,6 +423,8 @@ def main(argv=None) -> int:
         for key, run in plan:  # warm up
             if key != "pb":
                 run()
+        per = {"x0": args.n, "x100": args.n, "xhalf": args.n, "xchan": args.k, "xproc": args.k}
+        costs = {key: pair.costs(run, per[key]) for key, run in plan if key in per}
         for i in range(args.rounds):
             for key, run in plan:
                 r = run()
@@ -398,7 +445,7 @@ def main(argv=None) -> int:
         c = cluster_round(tmp, ca, n)
         print(f"cluster of {n}: {c}", file=sys.stderr, flush=True)
         clusters.append(c)
-    block = report(series, clusters, command, time.monotonic() - began, args)
+    block = report(series, clusters, command, time.monotonic() - began, args, costs)
     print(block)
     if args.write:
         write_section(args.write, BEGIN, END, block, heading="## Across hosts\n\n")

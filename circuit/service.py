@@ -106,7 +106,7 @@ class CircuitService(MultiService):
                 raise errors.NotFound(f"mounting needs pyfuse3 and libfuse3 ({e}): "
                                       "pip install 'circuit[fuse]', or start without -m")
             self.fuse = FuseMount(self.circuit, settings.mount, reactor,
-                                  allow_other=settings.allow_other,
+                                  allow_other=settings.allow_other, requests=self.host.requests,
                                   max_requests=settings.max_fuse_requests,
                                   on_failure=lambda why: give_up(reactor, why))
             self.fuse.setServiceParent(self)

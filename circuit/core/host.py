@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 import time
+from collections import Counter
 from typing import Callable, Optional, Union
 
 from twisted.internet.defer import Deferred
@@ -57,6 +58,9 @@ class Host:
         self.on_removed: list[Callable[[str, str], None]] = []
         self._collecting = None  # the collection after removals, once scheduled
         self._removed = 0  # elements removed since the last collection
+        # Requests served, by view and kind ("fuse read", "pb flush"): what an operation
+        # costs in round trips, and what keeps a host busy (sys/stat, bench/cluster.py).
+        self.requests: Counter = Counter()
 
     def make(self, kind: str, name: str) -> Element:
         check_name(name)
@@ -133,4 +137,5 @@ class Host:
             "uptime": round(self.clock() - self.started, 3),
             "load": load,
             "elements": {k: len(v) for k, v in self.elements.items()},
+            "requests": dict(sorted(self.requests.items())),
         }

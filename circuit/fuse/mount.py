@@ -34,8 +34,9 @@ class FuseMount(Service):
     """Serves the circuit tree at ``mountpoint`` on the reactor's own asyncio loop."""
 
     def __init__(self, circuit, mountpoint: str, reactor, allow_other: bool = False,
-                 max_requests: int = 10000, on_failure=lambda why: None):
+                 max_requests: int = 10000, on_failure=lambda why: None, requests=None):
         self.on_failure = on_failure
+        self.requests = requests
         self.circuit = circuit
         self.mountpoint = os.path.abspath(mountpoint)
         self.reactor = reactor
@@ -64,7 +65,7 @@ class FuseMount(Service):
     def _mount(self) -> None:
         loop = asyncio.get_event_loop()
         _clear_stale_mount(self.mountpoint)
-        self.ops = CircuitOperations(self.circuit, self.reactor, loop)
+        self.ops = CircuitOperations(self.circuit, self.reactor, loop, requests=self.requests)
         options = set(pyfuse3.default_options)
         options.add("fsname=circuit")
         options.add("subtype=circuit")

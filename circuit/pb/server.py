@@ -9,6 +9,7 @@ cancel, and everything is released when the connection goes.
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 
 from itertools import count
 from typing import Optional
@@ -85,7 +86,15 @@ class PeerSession(pb.Referenceable):
         self._held: dict[int, bytes] = {}
         self._caller = _ConnectionCaller(self)
         self._listing: Optional[tuple] = None  # (path, names, entries): the listing being paged
+        host = getattr(node, "host", None)
+        self._requests = host.requests if host is not None else Counter()
         broker.notifyOnDisconnect(self._disconnected)
+
+    def remoteMessageReceived(self, broker, message, args, kw):
+        # Counted in sys/stat ("pb read": n): the round trips (and one-way messages) an
+        # operation costs, measured by bench/cluster.py.
+        self._requests["pb " + (message.decode() if isinstance(message, bytes) else message)] += 1
+        return super().remoteMessageReceived(broker, message, args, kw)
 
     # -- who is calling -----------------------------------------------------------------
     def peer(self) -> Optional[str]:

@@ -26,6 +26,9 @@ def test_channel_made_remotely_send_here_receive_there(trio):
     assert sender.poll() is None  # cap 0 across hosts: waits for the receiver
     assert a.sh("cat dc/chan/c-remote/recv").stdout == "over\n"
     assert sender.wait(10) == 0
+    # A counts what it served B (sys/stat): the mkdir, the writes and flushes of cap and send.
+    served = json.loads(a.sh("cat sys/stat").stdout)["requests"]
+    assert served["pb mkdir"] >= 1 and served["pb flush"] >= 1, served
 
 
 def test_receive_remotely_and_errors_cross(trio):

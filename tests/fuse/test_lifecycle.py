@@ -18,6 +18,8 @@ def test_twistd_plugin_runs_the_host(tmp_path):
         assert d.sh("cat sys/members").stdout.splitlines() == [d.url]
         stat = json.loads(d.sh("cat sys/stat").stdout)
         assert stat["id"] == d.host_id and set(stat["elements"]) == {"proc", "chan", "select", "dns", "subs"}
+        # The requests the mount served, by kind: the three cats above, and this one's open.
+        assert stat["requests"]["fuse read"] >= 3 and stat["requests"]["fuse open"] >= 4, stat
     finally:
         assert d.stop() in (0, -signal.SIGTERM)
     assert not is_mounted(d.mount)
