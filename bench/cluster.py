@@ -313,7 +313,8 @@ def report(series: dict[str, Series], clusters: list[dict], command: str, elapse
         lines.append(f"| {label} | {ms(r.mean)} | {ms(r.median)} | {ratio} | "
                      f"{'' if not ratio else names[against]} |")
     def kinds(d: dict) -> str:
-        return ", ".join(f"{k} {v:.2f}" if v % 1 else f"{k} {v:.0f}" for k, v in sorted(d.items())) or "none"
+        return ", ".join(f"{k} {v:.2f}" if v % 1 else f"{k} {v:.0f}" for k, v in sorted(d.items())
+                         if v >= 0.005) or "none"
     counted = ["| operation | PB messages B to A | by kind | FUSE requests on B | by kind |",
                "|---|---:|---|---:|---|"]
     for label, key, _ in rows:
@@ -362,7 +363,8 @@ hosts and 11.5 ms to make a remote channel; its Go client 1.5 ms to spawn and wa
 
 What each operation cost, counted by the hosts themselves (`requests` in `sys/stat`) over one
 series after the warm-up: PB messages A served from B (an answered call is a round trip; a
-`confirm` or `release` is one-way, answered by nobody), and FUSE requests B's mount served:
+`confirm` or `release` is one-way, answered by nobody), and FUSE requests B's mount served.
+The two that make elements include the `rmdir` that removes each afterwards, which is not timed:
 
 {chr(10).join(counted)}
 {compare}
