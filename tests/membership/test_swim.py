@@ -118,3 +118,19 @@ def test_detection_scales(n):
     c = Cluster(n)
     c.run(5)
     assert all(len(c.view(node)) == n - 1 for node in c.nodes)
+
+
+def test_the_anti_entropy_exchange_repairs_what_gossip_missed():
+    """Hosts that believe the same swap only a digest; one that knows more is found by its
+    digest, and the two then swap whole states."""
+    c = Cluster(4)
+    c.run(Timing().sync_interval + 2)
+    assert len({n.digest() for n in c.nodes}) == 1
+    a, x = c.nodes[0], c.nodes[3]
+    del a.members[x.id]  # a has forgotten x, and no gossip will tell it
+    for n in c.nodes:
+        n._gossip.clear()
+    assert len({n.digest() for n in c.nodes}) == 2
+    c.run(3 * Timing().sync_interval)
+    assert x.id in a.members
+    assert len({n.digest() for n in c.nodes}) == 1
