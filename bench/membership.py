@@ -176,7 +176,7 @@ def table(results: list[dict], command: str) -> str:
         "memberlist: 1 probe/s + gossip to 3 nodes every 200 ms")
     row("bytes sent per host per second, Banana (mean / max)",
         lambda r: f"{kb(r['load']['bytes_sent'][0])} / {kb(r['load']['bytes_sent'][1])}")
-    row("... of which the full-state exchange",
+    row("... of which the anti-entropy exchange",
         lambda r: kb(r["load"]["by_method"].get("sync", 0)),
         "push-pull every 30 s, scaled up with log N")
     row("... estimated on the wire (TLS records, TCP/IP headers)",

@@ -455,7 +455,9 @@ class Membership:
         dead = [m for m in map(self.members.__getitem__, self._gone) if m.state == DEAD]
         if not dead:
             return None
-        return self._exchange(self._rng.choice(dead))
+        # A digest first: a member that is really dead answers nothing, and a whole state
+        # (hundreds of KB at thousands of hosts) would be built and sent for nobody.
+        return self._compare(self._rng.choice(dead))
 
     def _exchange(self, member: Member) -> Deferred:
         """Swap full states with one member; silence is no news."""
