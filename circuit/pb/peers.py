@@ -51,9 +51,10 @@ def _write_now(broker) -> None:
         if aggregator is not None:
             aggregator.flush()
         transport = vars(transport).get("transport")
-    if transport is not None and transport.connected and not transport.disconnected:
+    if transport is not None and transport.connected and not transport.disconnecting:
         # What the reactor would do on its next turn; a failure here is seen there too
-        # (the socket stays registered for writing), so it is left to it.
+        # (the socket stays registered for writing), so it is left to it.  Not while
+        # closing: there doWrite's last call tells the reactor to finish the close.
         transport.doWrite()
 
 
