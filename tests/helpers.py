@@ -121,6 +121,13 @@ def make_ca(directory: Path) -> Path:
     return directory
 
 
+def make_client(ca: Path, directory: Path, *name: str) -> Path:
+    """A client's credentials in ``directory``, signed by the cluster CA in ``ca``."""
+    subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca", str(ca),
+                    str(directory), *name], check=True, capture_output=True)
+    return directory
+
+
 def start_daemon(tmp: Path, *extra: str, plugin: bool = False, mount: bool = True,
                  prefix: tuple = (), wait: bool = True) -> Daemon:
     """Start a host (in a network namespace when ``prefix`` is e.g. nsenter --net=...)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import chan_stat, make_ca, start_daemon, wait_for  # noqa: E402
+from helpers import chan_stat, make_ca, make_client, start_daemon, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -24,9 +24,7 @@ def cluster(tmp_path_factory):
     b = start_daemon(tmp / "b", "--ca", str(ca), "-j", a.url)
     for h in (a, b):
         wait_for(lambda: len(list(h.mount.iterdir())) == 2, what="the two to meet")
-    me = tmp / "me"
-    subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca", str(ca), str(me)],
-                   check=True, capture_output=True, cwd=ROOT)
+    me = make_client(ca, tmp / "me")
     yield a, b, me
     b.stop()
     a.stop()
@@ -150,8 +148,7 @@ def test_a_dead_host_is_ehostdown_not_a_hang(tmp_path):
     try:
         wait_for(lambda: len(list(a.mount.iterdir())) == 2, what="the two to meet")
         b.sh("mkdir dc/chan/w && echo 0 > dc/chan/w/cap")
-        subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca", str(ca),
-                        str(tmp_path / "me")], check=True, capture_output=True, cwd=ROOT)
+        make_client(ca, tmp_path / "me")
         reader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
             from circuit.client.blocking import connect
             from circuit import errors

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import make_ca, start_daemon, wait_for  # noqa: E402
+from helpers import make_ca, make_client, start_daemon, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLES = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "client.md").read_text(), re.S)
@@ -20,8 +20,7 @@ def env(tmp_path_factory):
     ca = make_ca(tmp / "ca")
     a = start_daemon(tmp / "a", "--ca", str(ca), mount=False)
     b = start_daemon(tmp / "b", "--ca", str(ca), "-j", a.url, mount=False)
-    subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca", str(ca), str(tmp / "me")],
-                   check=True, capture_output=True, cwd=ROOT)
+    make_client(ca, tmp / "me")
     wait_for(lambda: len((a.data / "url").read_text()) > 0 and
              subprocess.run([sys.executable, "-m", "circuit.cli.main", "--data", str(a.data), "ls", "/"],
                             capture_output=True, text=True, cwd=ROOT).stdout.count("X") == 2,

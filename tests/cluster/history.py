@@ -53,7 +53,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from helpers import start_daemon, wait_for
+from helpers import make_client, start_daemon, wait_for
 from ssh_clients import keypair
 
 OP_TIMEOUT = 5.0
@@ -221,8 +221,7 @@ class Run:
         # The other ways in: an SSH key every host accepts, and a client certificate.
         self.ssh_key = keypair(tmp / "id_ed25519")
         (tmp / "authorized_keys").write_text((tmp / "id_ed25519.pub").read_text())
-        subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca", str(ca),
-                        str(tmp / "client")], check=True, capture_output=True)
+        make_client(ca, tmp / "client")
         self.hosts: list = [self._start(0, 0)]
         for i in range(1, hosts):
             self.hosts.append(self._start(i, 0, "-j", self.hosts[0].url))

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import rss_mb
+from helpers import make_client, rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -58,9 +58,7 @@ def test_a_directory_too_big_for_one_answer_is_listed_whole_from_another_host(tr
     """6,000 channels with long names: one answer would be over what a connection carries
     (it failed with EHOSTDOWN after 30 s); the listing comes in pages."""
     a, b, _ = trio
-    me = tmp_path / "me"
-    subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca",
-                    str(a.data.parent.parent / "ca"), str(me)], check=True, capture_output=True, cwd=ROOT)
+    me = make_client(a.data.parent.parent / "ca", tmp_path / "me")
 
     def many(verb):
         subprocess.run([sys.executable, "-c", MANY, a.url, str(me), verb], check=True, cwd=ROOT,

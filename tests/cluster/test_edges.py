@@ -5,7 +5,7 @@ the caller's own host, every one of them lost or leaked a message every time."""
 import pytest
 
 from conftest import met_cluster
-from helpers import chan_stat, reader_gives_up, wait_for, writer_gives_up
+from helpers import chan_stat, make_client, reader_gives_up, wait_for, writer_gives_up
 from ssh_clients import keypair
 
 ROUNDS = 5
@@ -127,9 +127,7 @@ def test_a_reader_whose_host_dies_the_moment_the_reader_has_the_message_took_it(
     import textwrap
 
     a, b = pair
-    me = tmp_path / "me"
-    subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca",
-                    str(a.data.parent.parent / "ca"), str(me)], check=True, capture_output=True)
+    me = make_client(a.data.parent.parent / "ca", tmp_path / "me")
     for i in range(3):
         chan = _chan(a, f"dies-{i}", 1)
         (chan / "send").write_text(f"m{i}\n")

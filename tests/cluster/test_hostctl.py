@@ -12,7 +12,7 @@ from conftest import members, met_cluster
 from netlab import Lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import is_mounted, make_ca, reading, start_daemon, wait_for  # noqa: E402
+from helpers import is_mounted, make_ca, make_client, reading, start_daemon, wait_for  # noqa: E402
 from ssh_clients import Client as SSH, keypair  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -31,9 +31,7 @@ def popen(host, *args) -> subprocess.Popen:
 
 def client_cert(tmp_path) -> Path:
     """A client's credentials, signed by the cluster CA that met_cluster made."""
-    subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca", str(tmp_path / "ca"),
-                    str(tmp_path / "me"), "tester"], check=True, capture_output=True, cwd=ROOT)
-    return tmp_path / "me"
+    return make_client(tmp_path / "ca", tmp_path / "me", "tester")
 
 
 def line_of(proc: subprocess.Popen, timeout: float = 30) -> str:

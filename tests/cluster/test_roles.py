@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import members, met_cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import reading, wait_for  # noqa: E402
+from helpers import make_client, reading, wait_for  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -26,8 +26,7 @@ def test_a_client_certificate_cannot_tell_the_cluster_who_is_dead(tmp_path):
     a, b = next(hosts)
     try:
         ca = tmp_path / "ca"
-        subprocess.run([sys.executable, "-m", "circuit.cli.main", "ca", "client", "--ca", str(ca),
-                        str(tmp_path / "me"), "tester"], check=True, capture_output=True, cwd=ROOT)
+        make_client(ca, tmp_path / "me", "tester")
         b_dead = json.dumps([["dead", b.host_id, b.url, 1000, ""]])
 
         # As a client: the rumour is refused, and elements can still be used.
