@@ -350,8 +350,12 @@ class Run:
 
     def _nemesis(self) -> None:
         others = list(range(1, len(self.hosts)))
+        # Every kind of fault once first, in a random order (a roll in each kind's range),
+        # so that even a short run has them all; then at random.
+        kinds = [0.1, 0.3, 0.6, 0.8, 0.97] + ([0.9] if self.lab is not None else [])
+        self.rng.shuffle(kinds)
         while not self.stopping.wait(self.rng.uniform(1.0, 3.0)):
-            roll = self.rng.random()
+            roll = kinds.pop() if kinds else self.rng.random()
             if roll < 0.25:
                 self._fault("stop the owner", 0, lambda: self._stop(0, self.rng.uniform(0.1, 0.4)))
             elif roll < 0.5:
