@@ -30,6 +30,9 @@ class OpenFlags:
     append: bool = False
     create: bool = False
     exclusive: bool = False
+    # Read whole, each message handed over as it arrives (`circuit.tree.whole.get`): a
+    # channel may send such readers of one caller several messages at once.
+    whole: bool = False
 
 
 class ICaller(Interface):
@@ -89,8 +92,14 @@ class IHandle(Interface):
         The view that answers the caller then calls `confirm` or `unread` at its
         last moment (see `circuit.tree.handles.hand_over`); until then the
         channel hands no later message to anyone, so a message given back keeps
-        its place.
+        its place (except to other whole reads of the same caller: see `offer_tag`).
         """
+
+    def offer_tag():
+        """For an offer that may have later ones of its channel on their way to the same
+        caller beside it (a read opened ``whole``): [channel, epoch], else None.  The
+        caller's host gives back every later offer of that channel and epoch once it
+        has given one back (`circuit.core.channel.Offer.tag`)."""
 
     def confirm():
         """The caller has the answer of the read that took something."""

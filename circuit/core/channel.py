@@ -14,15 +14,23 @@ A receive may be *tentative* (`offer`): the message leaves the channel as an
 `Offer` that the taker's view confirms at its last moment before the reader has
 it, or declines (the reader left; the message goes back where it was), or loses
 (the link to the taker failed).  While an offer is out no later message is
-handed to anyone, so giving one back keeps the order.  A rendezvous sender
+handed to anyone, so giving one back keeps the order; with one exception, for
+throughput across hosts: receivers that share a ``side`` and decide each offer
+as it arrives, in the order sent (``ahead``: a client's whole reads over one
+connection) may have several offers out at once.  Their side gives back every
+later offer of the same *epoch* once it gives one back (see `Offer.tag`), and
+no new offer is made until all of them are settled, so what comes back goes
+back in its old order.  A rendezvous sender
 completes when the reader's side holds the message: when its offer is confirmed,
 or at once when sender and taker share a ``side`` (one connection from another
 host: the sender's answer then travels behind the message, to the same host).
 """
 from __future__ import annotations
 
+from bisect import bisect
 from collections import deque
 from dataclasses import dataclass
+from itertools import count
 from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -34,6 +42,8 @@ from circuit.core.waiters import Deferrals, WaiterSet
 log = Logger("circuit.channel")
 
 Alive = Optional[Callable[[], bool]]
+AHEAD_WINDOW = 16  # offers out at once to one side whose receivers decide on arrival
+_tokens = count(1)
 
 
 @dataclass(eq=False)
@@ -53,6 +63,7 @@ class _Receiver:
     decided: Optional[Callable[[], None]] = None
     tentative: bool = False  # wants an Offer, not the message itself
     side: object = None
+    ahead: int = 0  # the largest offer its side decides on as it arrives, in order (0: none)
 
 
 def _here(waiter) -> bool:
@@ -65,12 +76,23 @@ class Offer:
     Exactly one of `confirm`, `decline` and `lost` settles it; later calls do nothing.
     """
 
-    def __init__(self, channel: "Channel", message: bytes, sender: Optional[_Sender]):
+    def __init__(self, channel: "Channel", message: bytes, sender: Optional[_Sender],
+                 side: object = None, ahead: int = 0):
         self.channel = channel
         self.message = message
         self.sender = sender  # a rendezvous sender, committed but not yet answered
-        self.side: object = None  # the taker's side
+        self.side = side  # the taker's side
+        self.ahead = ahead  # its receiver's (see _Receiver)
+        self.seq = channel._taken  # its place in the channel's order
+        self.epoch = channel._epoch
         self.settled = False
+
+    @property
+    def tag(self) -> list:
+        """[channel, epoch], for a taker that has several offers of this channel on their
+        way: once it gives one back, it gives back every later one of the same epoch
+        (the channel starts a new epoch when it has one back)."""
+        return [self.channel.token, self.epoch]
 
     def confirm(self) -> None:
         """The taker's reader has it."""
@@ -123,6 +145,12 @@ class _Line:
     def popleft(self):
         return self._made().popleft()
 
+    def insert(self, i: int, item) -> None:
+        self._made().insert(i, item)
+
+    def first(self):
+        return self._made()[0]
+
     def remove(self, item) -> None:
         self._made().remove(item)
 
@@ -157,7 +185,13 @@ class Channel:
         self._buffer = _Line()     # bytes
         self._senders = _Line()    # _Sender
         self._receivers = _Line()  # _Receiver
-        self._offered: Optional[Offer] = None  # at most one hand-over in flight
+        self.token = next(_tokens)
+        # Hand-overs in flight, oldest first: at most one, or several to one side whose
+        # receivers decide as they arrive (see the module's docstring).
+        self._out: list[Offer] = []
+        self._taken = 0  # messages taken as offers so far: each offer's place
+        self._epoch = 0  # a new one each time an offer comes back
+        self._back: list[int] = []  # places of messages back at the buffer's head, while others are out
         self._send_ready = WaiterSet()
         # Writers on other hosts wait for a turn (wait_turn): only as many are woken as
         # could send now, instead of every one of them trying, one succeeding, and the
@@ -215,7 +249,7 @@ class Channel:
             self._settle()
         elif sender.decided is not None:  # cancelled after its answer was settled: answer now
             _fire(sender)
-        elif self._offered is not None and self._offered.sender is sender:
+        elif any(o.sender is sender for o in self._out):
             # Its message is out on offer: it was committed when it was taken, so it
             # has been sent; the offer settles without it (see _declined, _lost).
             later = Deferrals()
@@ -227,17 +261,21 @@ class Channel:
         """Fires with the next message; cancelling before that takes nothing."""
         return self._wait_recv(alive, tentative=False)
 
-    def offer(self, alive: Alive = None, side: object = None) -> Deferred:
-        """As recv, but fires with an Offer that the taker must confirm, decline or lose."""
-        return self._wait_recv(alive, tentative=True, side=side)
+    def offer(self, alive: Alive = None, side: object = None, ahead: int = 0) -> Deferred:
+        """As recv, but fires with an Offer that the taker must confirm, decline or lose.
 
-    def _wait_recv(self, alive: Alive, tentative: bool, side: object = None) -> Deferred:
+        ``ahead``: the taker's side decides on an offer of up to that many bytes as it
+        arrives, in the order sent, and keeps the epoch rule (`Offer.tag`): several such
+        offers may then be out to it at once."""
+        return self._wait_recv(alive, tentative=True, side=side, ahead=ahead)
+
+    def _wait_recv(self, alive: Alive, tentative: bool, side: object = None, ahead: int = 0) -> Deferred:
         try:
             self._check_usable()
         except errors.CircuitError as e:
             return fail(e)
         receiver = _Receiver(Deferred(lambda d: self._leave(receiver)), alive, tentative=tentative,
-                             side=side)
+                             side=side, ahead=ahead)
         self._receivers.append(receiver)
         self._settle()
         return receiver.done
@@ -251,8 +289,8 @@ class Channel:
         """The next message as an Offer if one is there now; else WouldBlock or Closed."""
         self._check_usable()
         while True:
-            if self._offered is not None or not (self._buffer or self._senders):
-                if self.closed and self._offered is None:
+            if self._out or not (self._buffer or self._senders):
+                if self.closed and not self._out:
                     raise errors.Closed("the channel is closed and drained")
                 raise errors.WouldBlock("the channel is empty (tryrecv would block)")
             later = Deferrals()
@@ -360,17 +398,17 @@ class Channel:
             return True
         if self._senders:
             return False
-        return self._room() > 0 or (self._offered is None and any(self._live_receivers()))
+        return self._room() > 0 or (not self._out and any(self._live_receivers()))
 
     def _would_recv(self) -> bool:
-        if self._offered is not None:
-            return False  # the next message is whatever that hand-over leaves
+        if self._out:
+            return False  # the next message is whatever those hand-overs leave
         return bool(self._buffer or self._senders or self.closed)
 
     def _room(self) -> int:
         """Free buffer slots; a buffered message out on offer keeps its slot until confirmed."""
         assert self.cap is not None
-        held = 1 if self._offered is not None and self._offered.sender is None else 0
+        held = sum(1 for o in self._out if o.sender is None)
         return self.cap - len(self._buffer) - held
 
     def _live_receivers(self):
@@ -396,9 +434,8 @@ class Channel:
         gone = errors.NotFound("the channel was removed")
         later = Deferrals()
         waiting = [*self._senders, *self._receivers]
-        offer, self._offered = self._offered, None
-        if offer is not None and offer.sender is not None and not offer.sender.told:
-            waiting.append(offer.sender)
+        out, self._out, self._back = self._out, [], []
+        waiting += [o.sender for o in out if o.sender is not None and not o.sender.told]
         for w in waiting:
             _decide(later, w, lambda w=w: w.done.errback(gone))
         self._senders.clear()
@@ -418,7 +455,7 @@ class Channel:
             "received": self.received,
             "senders_waiting": len(self._senders),
             "receivers_waiting": len(self._receivers),
-            "handing_over": 0 if self._offered is None else 1,
+            "handing_over": len(self._out),
             "send_waits": len(self._send_ready) + len(self._turn_waiters),  # for a send to be possible
             "recv_waits": len(self._recv_ready),
         }
@@ -447,16 +484,16 @@ class Channel:
                 self._buffer.append(s.message)
                 self.sent += 1
                 _decide(later, s, lambda s=s: s.done.callback(None))
-            if self._offered is not None:
-                break  # one hand-over at a time: a message given back keeps its place
             if not (self._receivers and (self._buffer or self._senders)):
                 break
+            if self._out and not self._may_send_ahead(self._receivers.first()):
+                break  # one hand-over at a time: a message given back keeps its place
             # Hand the oldest message to the oldest receiver still there.
             r = self._receivers.popleft()
             if not _here(r):
                 _decide(later, r, lambda r=r: r.done.errback(errors.Interrupted("the receiver went away")))
                 continue
-            offer = self._take(later, r.side)
+            offer = self._take(later, r.side, r.ahead)
             if offer is None:  # the rendezvous sender had gone: try again with this receiver
                 self._receivers.appendleft(r)
                 continue
@@ -467,7 +504,7 @@ class Channel:
                 offer.settled = True
                 self._confirm(offer, later)
                 _decide(later, r, lambda r=r, m=offer.message: r.done.callback(m))
-        if self.closed and not self._buffer and self._offered is None:
+        if self.closed and not self._buffer and not self._out:
             drained = errors.Closed("the channel is closed and drained")
             while self._receivers:
                 r = self._receivers.popleft()
@@ -485,20 +522,30 @@ class Channel:
             later.later(self._recv_ready.fire_all)
         later.run()
 
-    def _take(self, later: Deferrals, side: object = None) -> Optional[Offer]:
+    def _may_send_ahead(self, r: _Receiver) -> bool:
+        """May the next message go to ``r`` while the offers out are unsettled?  Only if
+        they and it all go, from the buffer, to one side that decides each as it
+        arrives, in order (see the module's docstring), and none has come back since."""
+        if not (r.tentative and r.ahead and r.side is not None and self._buffer and not self._back
+                and len(self._out) < AHEAD_WINDOW and len(self._buffer.first()) <= r.ahead):
+            return False
+        return all(o.sender is None and o.side is r.side and len(o.message) <= o.ahead
+                   for o in self._out)
+
+    def _take(self, later: Deferrals, side: object = None, ahead: int = 0) -> Optional[Offer]:
         """Take the oldest message, from the buffer or a rendezvous sender's hand, as
-        the offer in flight to a taker on ``side``; None if that sender had gone (it
+        an offer in flight to a taker on ``side``; None if that sender had gone (it
         fails with EINTR)."""
         if self._buffer:
-            offer = Offer(self, self._buffer.popleft(), None)
+            offer = Offer(self, self._buffer.popleft(), None, side, ahead)
         else:
             s = self._senders.popleft()
             if not _here(s):
                 _decide(later, s, lambda: s.done.errback(errors.Interrupted("the sender went away")))
                 return None
-            offer = Offer(self, s.message, s)
-            offer.side = side
-        self._offered = offer
+            offer = Offer(self, s.message, s, side)
+        self._taken += 1
+        self._out.append(offer)
         return offer
 
     def _tell_alongside(self, offer: Offer, later: Deferrals) -> None:
@@ -517,29 +564,43 @@ class Channel:
 
     # -- settling an offer ----------------------------------------------------------
     def _confirm(self, offer: Offer, later: Deferrals) -> None:
-        self._offered = None
+        self._out.remove(offer)
+        if not self._out:
+            self._back = []
         self.received += 1
         if offer.sender is not None:
             self._answer(offer.sender, later)
 
     def _confirmed(self, offer: Offer) -> None:
-        if self._offered is not offer:
+        if offer not in self._out:
             return  # the channel was removed meanwhile
         later = Deferrals()
         self._confirm(offer, later)
         later.run()
         self._settle()
 
+    def _came_back(self, offer: Offer, message_back: bool) -> None:
+        """``offer`` is settled without its taker: a new epoch begins (see Offer.tag) and,
+        if ``message_back``, its message goes back to the buffer's head, in its old place
+        among any others that came back while offers were still out."""
+        self._out.remove(offer)
+        self._epoch += 1
+        if message_back:
+            i = bisect(self._back, offer.seq)
+            self._back.insert(i, offer.seq)
+            self._buffer.insert(i, offer.message)
+        if not self._out:
+            self._back = []
+
     def _declined(self, offer: Offer) -> None:
-        if self._offered is not offer:
+        if offer not in self._out:
             return
-        self._offered = None
         s = offer.sender
-        if s is None or s.told:
-            self._buffer.appendleft(offer.message)  # it was the oldest: it is again
-        elif self.closed:
+        back = s is None or s.told
+        self._came_back(offer, message_back=back)  # it was the oldest: it is again
+        if not back and self.closed:
             s.done.errback(errors.Closed("the channel was closed"))
-        else:
+        elif not back:
             self._senders.appendleft(s)  # still waiting, and asked again at the next hand-over
         self._settle()
 
@@ -548,17 +609,17 @@ class Channel:
         told EHOSTDOWN (its send's outcome is unknown) and the message is dropped, so it
         is never delivered twice; a message already acknowledged to its sender goes
         back to the head, so it is never lost (a duplicate is possible)."""
-        if self._offered is not offer:
+        if offer not in self._out:
             return
-        self._offered = None
         s = offer.sender
         if s is not None and not s.told:
             log.warn("a rendezvous hand-over was cut off: its sender is told EHOSTDOWN and the "
                      "message ({n} bytes) dropped; the reader's host may have delivered it",
                      n=len(offer.message))
+            self._came_back(offer, message_back=False)
             s.done.errback(errors.HostDown("the receiving host was lost during the hand-over"))
         else:
             log.warn("a hand-over was cut off: the message ({n} bytes) goes back to the head of "
                      "its channel; the reader's host may have delivered it too", n=len(offer.message))
-            self._buffer.appendleft(offer.message)
+            self._came_back(offer, message_back=True)
         self._settle()

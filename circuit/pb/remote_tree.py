@@ -5,7 +5,9 @@ cancelling one (Ctrl-C at the other end of a FUSE mount) cancels it on the
 owner too.  The caller is asked "still there?" here, on its own host: a read
 that took a message is confirmed to the owner, or given back (`unread`), by
 the view at its last moment; a send is attempted only after asking, and never
-waits inside the owner's channel (`_Sending`).  When the owner leaves the
+waits inside the owner's channel (`_Sending`).  A whole read (`whole.get`) is handed
+over as its answer arrives, so several may have a message on the way at once; once
+one is given back, so is every later one of that channel's epoch (`Offer.tag`).  When the owner leaves the
 circuit every call still waiting fails with EHOSTDOWN.
 """
 from __future__ import annotations
@@ -51,6 +53,7 @@ class RemoteHostTree:
         self._lasting: dict[tuple, Any] = {}
         self._kind_files: dict[tuple[str, str], Any] = {}
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()  # element -> last seen
+        self._gave_back: OrderedDict[int, int] = OrderedDict()  # channel -> epoch (Offer.tag)
 
     # -- calls -------------------------------------------------------------------------
     def call(self, method: str, *args, timeout: float | None = 30.0) -> Deferred:
@@ -58,8 +61,9 @@ class RemoteHostTree:
             return fail(errors.HostDown(f"host {self.host_id} has left the circuit"))
         return self._track(self.peers.call(self.host_id, self.url, method, *args, timeout=timeout))
 
-    def blocking(self, method: str, *args) -> Deferred:
-        """A call that may wait as long as it likes; cancelling it cancels it on the owner."""
+    def blocking(self, method: str, *args, late=None) -> Deferred:
+        """A call that may wait as long as it likes; cancelling it cancels it on the owner.
+        An answer that comes after all goes to ``late``."""
         if self.gone:
             return fail(errors.HostDown(f"host {self.host_id} has left the circuit"))
         call_id = next(_call_ids)
@@ -67,8 +71,10 @@ class RemoteHostTree:
         outer = Deferred(lambda _: self._cancel(call_id))
 
         def answered(result):
-            if not outer.called:  # else the caller left; RemoteHandle gives a first read back
+            if not outer.called:
                 outer.callback(result)
+            elif late is not None:  # the caller left; RemoteHandle gives a first read back
+                late(result)
 
         def failed(failure):
             if not outer.called:
@@ -80,6 +86,18 @@ class RemoteHostTree:
         """A message needing no answer (confirm, unread): one trip, not two."""
         if not self.gone:
             self.peers.tell(self.host_id, self.url, method, *args, now=now)
+
+    # The epoch rule of offers sent ahead (circuit.core.channel.Offer.tag).
+    def gave_back(self, tag) -> None:
+        """An offer tagged ``tag`` was given back: so must every later one of its epoch."""
+        if isinstance(tag, list) and len(tag) == 2:
+            self._gave_back[tag[0]] = tag[1]
+            self._gave_back.move_to_end(tag[0])
+            while len(self._gave_back) > 4096:  # old epochs: their offers have long arrived
+                self._gave_back.popitem(last=False)
+
+    def must_give_back(self, tag) -> bool:
+        return isinstance(tag, list) and len(tag) == 2 and self._gave_back.get(tag[0]) == tag[1]
 
     def _cancel(self, call_id: int) -> None:
         def failed(failure) -> None:  # recovered: a read's late answer is given back (_left)
@@ -283,6 +301,7 @@ class RemoteHandle(Handle):
         self._released = False
         self._size: Any = None  # the content's whole size, once the owner has told us
         self._offered = False  # the first read took a message: confirm or give it back
+        self._tag: Any = None  # that offer's tag, if it may have later ones beside it
         self._whole: Optional[bytes] = None  # a result read whole at the first read
         self._written = False  # bytes written since the last flush
         self._wrote_once = False
@@ -296,7 +315,7 @@ class RemoteHandle(Handle):
     def known_size(self):
         return self._size
 
-    def _ask(self, method: str, *args, blocking: bool = True, answer: bool = True) -> Deferred:
+    def _ask(self, method: str, *args, blocking: bool = True, answer: bool = True, late=None) -> Deferred:
         if self._opening is not None:
             args, method = self._opening + (method,) + args, "opened"
             self._opening = None
@@ -304,7 +323,7 @@ class RemoteHandle(Handle):
             self._tree.tell(method, *args)
             return succeed(None)
         if blocking:
-            return self._tree.blocking(method, *args)
+            return self._tree.blocking(method, *args, late=late)
         return self._tree.call(method, *args)
 
     def read(self, offset: int, size: int) -> Deferred:
@@ -319,15 +338,22 @@ class RemoteHandle(Handle):
         first = offset == 0 and self.streaming
         # The first read asks for a whole chunk: a small result (a message) then arrives
         # whole, and the rest is read here.
-        d = self._ask("read", self._hid, offset, wire.MAX_CHUNK if first else min(size, wire.MAX_CHUNK))
+        d = self._ask("read", self._hid, offset, wire.MAX_CHUNK if first else min(size, wire.MAX_CHUNK),
+                      late=self._late if first else None)
         d.addCallback(self._got, offset, size)
         if first:
             # If our reader leaves while the answer is on its way, give the answer back.
             d.addErrback(self._left)
         return d
 
-    def _got(self, answer, offset: int, size: int) -> bytes:
+    def _got(self, answer, offset: int, size: int):
         (known, offered, *more), data = answer
+        if self._tree.must_give_back(offered):
+            # An earlier message of its channel, sent beside it, was given back: so is
+            # this one, and the read asks again (the channel keeps its order).
+            self._tree.tell("unread", self._hid)
+            return self.read(offset, size)
+        self._tag = offered if isinstance(offered, list) else None
         self._note_available(more)
         if known is not None:
             self._size = known
@@ -383,6 +409,11 @@ class RemoteHandle(Handle):
             self._tree.tell("unread", self._hid)
         return failure
 
+    def _late(self, answer) -> None:
+        """The first read's answer came after its reader left (``_left`` gave it back)."""
+        (_, offered, *_), _ = answer
+        self._tree.gave_back(offered)
+
     # The view decides, at its last moment, for the caller on this host.
     def offered(self) -> bool:
         return self._offered
@@ -399,6 +430,7 @@ class RemoteHandle(Handle):
     def unread(self) -> None:
         if self._offered:
             self._offered = False
+            self._tree.gave_back(self._tag)
             self._tree.tell("unread", self._hid)
 
     def write(self, offset: int, data: bytes) -> Deferred:

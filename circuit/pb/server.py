@@ -61,6 +61,10 @@ class PeerRoot:
 
 @implementer(ICaller)
 class _ConnectionCaller:
+    # The peer's whole reads (RemoteHandle) hand each offer over as it arrives, in order,
+    # and give back every later offer of an epoch once they give one back (Offer.tag).
+    keeps_order = True
+
     def __init__(self, session: "PeerSession"):
         self._session = session
 
@@ -241,7 +245,8 @@ class PeerSession(pb.Referenceable):
     def remote_read(self, hid, offset, size, call_id):
         """Answers the data with [size, offered, available]: the file's whole size when
         known, so the caller can answer the read at the end itself; whether the read
-        took a message, which the caller's host then confirms or gives back; and for
+        took a message, which the caller's host then confirms or gives back (true, or
+        the offer's tag when later ones may follow it: Offer.tag); and for
         a stream that reads take nothing from, how much of it is there now, so the
         caller can read that far ahead."""
         size = min(int(size), wire.MAX_CHUNK)
@@ -249,8 +254,8 @@ class PeerSession(pb.Referenceable):
         def read():
             handle = self._handle(hid)
             return handle.read(int(offset), size).addCallback(
-                lambda data: wire.Data([handle.known_size(), handle.offered(), handle.available()],
-                                       data))
+                lambda data: wire.Data([handle.known_size(), handle.offer_tag() or handle.offered(),
+                                        handle.available()], data))
         return self._blocking(call_id, read)
 
     def remote_confirm(self, hid, release=False):

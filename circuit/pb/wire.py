@@ -102,7 +102,7 @@ def attr_from_wire(w: list) -> Attr:
     return Attr(str(kind), int(mode), int(size), float(mtime), bool(streaming))
 
 
-_FLAG_BITS = ("read", "write", "truncate", "append", "create", "exclusive")
+_FLAG_BITS = ("read", "write", "truncate", "append", "create", "exclusive", "whole")
 
 
 def flags_to_wire(f: OpenFlags) -> int:

@@ -6,6 +6,7 @@ from circuit.core.select import Clause
 from circuit.tree.context import ElementContext, as_json
 from circuit.tree.handles import MAX_MESSAGE, MessageHandle, ResultHandle, TextHandle
 from circuit.tree.table import ControlFile, table
+from circuit.tree.whole import CHUNK
 
 
 def _parse_cap(text: bytes) -> int:
@@ -52,7 +53,10 @@ def _trysend(ctx, flags, caller):
 
 def _recv(ctx, flags, caller):
     ch = ctx.element
-    return ResultHandle(lambda: ch.offer(alive=caller.alive, side=caller))
+    # A whole read from another host takes a message of up to one read's size as it
+    # arrives, and its host keeps the epoch rule: it may have company (Channel.offer).
+    ahead = CHUNK if flags.whole and getattr(caller, "keeps_order", False) else 0
+    return ResultHandle(lambda: ch.offer(alive=caller.alive, side=caller, ahead=ahead))
 
 
 def _tryrecv(ctx, flags, caller):

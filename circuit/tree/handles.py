@@ -48,6 +48,9 @@ class Handle:
         """True while a read's answer took something not yet confirmed."""
         return False
 
+    def offer_tag(self) -> Optional[list]:
+        return None
+
     def confirm(self) -> None:
         """The caller has the answer of the read that took it."""
 
@@ -145,6 +148,10 @@ class ResultHandle(Handle):
 
     def offered(self) -> bool:
         return self._offer is not None
+
+    def offer_tag(self) -> Optional[list]:
+        offer = self._offer
+        return offer.tag if offer is not None and getattr(offer, "ahead", 0) else None
 
     def confirm(self) -> None:
         offer, self._offer = self._offer, None

@@ -78,6 +78,9 @@ class _Recording(Handle):
     def offered(self):
         return self.inner.offered()
 
+    def offer_tag(self):
+        return self.inner.offer_tag()
+
     def confirm(self):
         self.inner.confirm()
 

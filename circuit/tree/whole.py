@@ -23,7 +23,7 @@ from circuit.tree.handles import hand_over
 log = Logger("circuit")
 
 PUT = OpenFlags(read=False, write=True, truncate=True, create=True)
-GET = OpenFlags(read=True)
+GET = OpenFlags(read=True, whole=True)
 CHUNK = 256 * 1024  # what one read asks for
 
 

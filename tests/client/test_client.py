@@ -1,5 +1,6 @@
 """The Python client and ``circuit --url`` against two real hosts, with a client certificate."""
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -139,6 +140,65 @@ def test_a_message_received_just_before_exit_is_not_given_again(cluster, how):
         assert got.stdout == f"m{i}\n", got.stderr
         wait_for(lambda: chan_stat(chan)["handing_over"] == 0, what="the hand-over to settle")
         assert chan_stat(chan)["len"] == 0, f"m{i} was given back after it was received"
+
+
+AHEAD_READER = """
+import json, random, sys
+from twisted.internet import defer, task
+from circuit.client import connect
+url, data, host, name, n, k, seed = sys.argv[1:8]
+n, k, rnd = int(n), int(k), random.Random(int(seed))
+async def main(reactor):
+    c = await connect(url, data=data, reactor=reactor)
+    ch = c.host(host).chan(name)
+    for i in range(n):
+        await ch.send(b"%d" % i)
+    got, cancelled, flying = [], 0, set()
+    done = defer.Deferred()
+    def receive():
+        d = ch.recv()
+        flying.add(d)
+        def took(m):
+            flying.discard(d)
+            got.append(int(m))
+            if len(got) == n:
+                done.callback(None)
+            elif len(got) + len(flying) < n + k:
+                receive()
+        def left(f):
+            f.trap(defer.CancelledError)
+            flying.discard(d)
+            receive()
+        d.addCallbacks(took, left)
+        if rnd.random() < 0.3:  # this reader gives up: at once, or a little later
+            reactor.callLater(rnd.choice([0, 0, 0.0002, 0.0005, 0.001, 0.003]), d.cancel)
+    for _ in range(k):
+        receive()
+    await done
+    for d in list(flying):
+        d.cancel()
+    print(json.dumps({"got": got, "stat": await ch.stat()}))
+    await c.close()
+task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+"""
+
+
+def test_many_receives_in_flight_some_given_up_take_each_message_once_in_order(cluster):
+    """A client's receives from another host are answered several at once (offers sent
+    ahead, `circuit.core.channel`); readers that give up at any moment give theirs back,
+    and every later one sent beside it comes back too, so nothing is lost, doubled or
+    reordered (the order the receives are answered in is the order sent)."""
+    a, b, me = cluster
+    name = "ahead"
+    b.sh(f"mkdir dc/chan/{name} && echo 1000 > dc/chan/{name}/cap")
+    for seed in range(3):
+        r = subprocess.run([sys.executable, "-c", AHEAD_READER, a.url, str(me), b.host_id, name,
+                            "400", "16", str(seed)], capture_output=True, text=True, cwd=ROOT,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["got"] == list(range(400)), "every message once, in the order sent"
+        assert out["stat"]["len"] == 0 and out["stat"]["handing_over"] == 0
 
 
 def test_a_dead_host_is_ehostdown_not_a_hang(tmp_path):

@@ -584,3 +584,191 @@ def test_a_writer_that_stops_waiting_for_its_turn_after_others_were_woken_is_gon
     value(ch.recv())            # room again: the third, not the one that left
     assert not pending(turns[2])
     assert ch.stat()["send_waits"] == 0
+
+
+# -- offers sent ahead: several at once to one side that decides them as they arrive -------
+
+AHEAD = 8  # the takers' limit in these tests: longer messages go one at a time
+
+
+class _Taker:
+    """One side (a connection from another host) whose whole reads take offers ahead, as
+    `circuit.pb.remote_tree.RemoteHandle` does: it decides each offer in the order they
+    arrived and, once it gave one back, gives back every later one of the same epoch."""
+
+    def __init__(self, ch: Channel):
+        self.ch = ch
+        self.arrived: list = []   # offers not yet decided, in the order they came
+        self.gave_back: dict = {}  # channel token -> epoch (RemoteHostTree.gave_back)
+        self.waiting: list = []   # its receivers' Deferreds, not yet fired
+
+    def receive(self):
+        d = self.ch.offer(alive=lambda: True, side=self, ahead=AHEAD)
+        self.waiting.append(d)
+        d.addCallback(self._arrived, d)
+        d.addErrback(lambda f: f.trap(CancelledError))
+        return d
+
+    def _arrived(self, offer, d):
+        self.waiting.remove(d)
+        self.arrived.append(offer)
+
+    def decide(self, keep: bool, delivered: list | None = None):
+        """The oldest offer: confirmed (its message delivered, noted in ``delivered`` as
+        its reader has it) or given back."""
+        offer = self.arrived.pop(0)
+        token, epoch = offer.tag
+        if self.gave_back.get(token) == epoch:
+            keep = False  # the epoch rule
+        if keep:
+            if delivered is not None:
+                delivered.append(offer.message)
+            offer.confirm()
+            return offer.message
+        self.gave_back[token] = epoch
+        offer.decline()
+        return None
+
+    def lose_all(self, rnd):
+        """The connection went: every offer it had is lost, in whatever order."""
+        lost, self.arrived = self.arrived, []
+        rnd.shuffle(lost)
+        for offer in lost:
+            offer.lost()
+
+
+def test_one_side_has_several_whole_reads_answered_at_once():
+    ch = chan(10)
+    for m in (b"a", b"b", b"c", b"d"):
+        ch.try_send(m)
+    taker = _Taker(ch)
+    for _ in range(3):
+        taker.receive()
+    assert [o.message for o in taker.arrived] == [b"a", b"b", b"c"]
+    assert ch.stat()["handing_over"] == 3
+    other = ch.offer(alive=lambda: True, side=object(), ahead=AHEAD)
+    assert pending(other), "another side waits until those hand-overs settle"
+    assert [taker.decide(True) for _ in range(3)] == [b"a", b"b", b"c"]
+    assert value(other).message == b"d"
+
+
+def test_offers_go_ahead_only_to_readers_that_decide_on_arrival_and_only_small_ones():
+    ch = chan(10)
+    for m in (b"a", b"b", b"c" * (AHEAD + 1), b"d"):
+        ch.try_send(m)
+    plain = [ch.offer(alive=lambda: True, side=SIDE) for _ in range(2)]
+    assert not pending(plain[0]) and pending(plain[1]), "no ahead: one hand-over at a time"
+    value(plain[0]).confirm()
+    value(plain[1]).confirm()
+    taker = _Taker(ch)
+    taker.receive()
+    taker.receive()
+    assert [o.message for o in taker.arrived] == [b"c" * (AHEAD + 1)], "too long to go ahead"
+    taker.decide(True)
+    assert [o.message for o in taker.arrived] == [b"d"]
+
+
+def test_a_message_given_back_brings_back_the_later_ones_of_its_epoch_in_their_order():
+    ch = chan(10)
+    for m in (b"a", b"b", b"c", b"d"):
+        ch.try_send(m)
+    taker = _Taker(ch)
+    for _ in range(3):
+        taker.receive()
+    assert taker.decide(False) is None          # "a": its reader had gone
+    late = taker.receive()
+    assert pending(late), "nothing new goes out while the others of that epoch are out"
+    assert taker.decide(True) is None           # "b": given back by the rule, though wanted
+    assert taker.decide(True) is None           # "c" too
+    assert [o.message for o in taker.arrived] == [b"a"], "then the oldest again, to the next reader"
+    assert ch.stat()["len"] == 3 and ch.stat()["handing_over"] == 1
+
+
+def test_offers_lost_with_their_connection_go_back_in_their_order_whatever_order_they_are_lost_in():
+    ch = chan(10)
+    for m in (b"a", b"b", b"c", b"d"):
+        ch.try_send(m)
+    taker = _Taker(ch)
+    for _ in range(3):
+        taker.receive()
+    taker.lose_all(Random(3))
+    assert [ch.try_recv() for _ in range(4)] == [b"a", b"b", b"c", b"d"]
+
+
+AHEAD_OPS = ("send", "send", "try_send", "big", "receive", "receive", "receive", "keep", "keep",
+             "keep", "give_back", "lose", "other", "plain", "cancel")
+
+
+@settings(max_examples=600, deadline=None)
+@example(cap=4, steps=["send", "send", "send", "receive", "receive", "receive", "give_back", "keep",
+                       "receive", "keep", "keep", "keep"], rnd=Random(0))
+@example(cap=0, steps=["receive", "try_send", "lose"], rnd=Random(0))  # a rendezvous, cut off
+@given(cap=st.integers(0, 4), steps=st.lists(st.sampled_from(AHEAD_OPS), max_size=60),
+       rnd=st.randoms(use_true_random=False))
+def test_offers_sent_ahead_deliver_exactly_once_in_order(cap, steps, rnd):
+    """One side takes offers ahead (some kept, some given back, all of them lost with the
+    connection at times), beside readers of other sides and plain receives: every message
+    sent is delivered once, and in the order sent."""
+    ch = chan(cap)
+    taker = _Taker(ch)
+    sent: list[bytes] = []
+    delivered: list[bytes] = []
+    others: list = []
+    receivers: list = []
+
+    def message(size: int = 1) -> bytes:
+        m = b"%d:" % len(sent)
+        sent.append(m + b"x" * max(0, size - len(m)))
+        return sent[-1]
+
+    def unsent(f, m):  # a rendezvous hand-over lost with its connection: the send's outcome
+        f.trap(errors.HostDown)  # is unknown, and the message is dropped (Channel._lost)
+        assert m not in delivered
+        sent.remove(m)
+
+    def other_arrived(offer):
+        delivered.append(offer.message)  # another host's reader, which keeps it
+        offer.confirm()
+
+    for op in steps:
+        if op in ("send", "big"):
+            m = message(AHEAD + 1 if op == "big" else 1)
+            ch.send(m).addErrback(unsent, m)
+        elif op == "try_send":
+            m = message()
+            try:
+                ch.try_send(m).addErrback(unsent, m)
+            except errors.WouldBlock:
+                sent.pop()
+        elif op == "receive":
+            receivers.append(taker.receive())
+        elif op in ("keep", "give_back") and taker.arrived:
+            taker.decide(op == "keep", delivered)
+        elif op == "lose":
+            taker.lose_all(rnd)
+        elif op == "other":
+            others.append(ch.offer(alive=lambda: True, side=object(), ahead=AHEAD)
+                          .addCallback(other_arrived))
+        elif op == "plain":
+            others.append(ch.recv().addCallback(delivered.append))
+        elif op == "cancel" and taker.waiting:
+            taker.waiting[rnd.randrange(len(taker.waiting))].cancel()
+        st_ = ch.stat()
+        assert st_["handing_over"] <= max(1, len(taker.arrived))
+        assert delivered == sorted(delivered, key=lambda m: int(m.split(b":")[0])), "out of order"
+
+    # The end: every reader keeps what it has and a last reader drains the channel.
+    for d in taker.waiting[:]:
+        d.cancel()
+    while True:
+        if taker.arrived:
+            taker.decide(True, delivered)
+            continue
+        try:
+            delivered.append(ch.try_recv())
+        except errors.WouldBlock:
+            break
+    for d in others:
+        d.addErrback(lambda f: f.trap(CancelledError))
+        d.cancel()
+    assert delivered == sent, "every message once, in the order sent"
