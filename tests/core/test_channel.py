@@ -637,13 +637,19 @@ class _Taker:
             offer.lost()
 
 
-def test_one_side_has_several_whole_reads_answered_at_once():
+def _three_out() -> tuple[Channel, _Taker]:
+    """Four messages buffered, and a taker with three whole reads: a, b and c are out."""
     ch = chan(10)
     for m in (b"a", b"b", b"c", b"d"):
         ch.try_send(m)
     taker = _Taker(ch)
     for _ in range(3):
         taker.receive()
+    return ch, taker
+
+
+def test_one_side_has_several_whole_reads_answered_at_once():
+    ch, taker = _three_out()
     assert [o.message for o in taker.arrived] == [b"a", b"b", b"c"]
     assert ch.stat()["handing_over"] == 3
     other = ch.offer(alive=lambda: True, side=object(), ahead=AHEAD)
@@ -669,12 +675,7 @@ def test_offers_go_ahead_only_to_readers_that_decide_on_arrival_and_only_small_o
 
 
 def test_a_message_given_back_brings_back_the_later_ones_of_its_epoch_in_their_order():
-    ch = chan(10)
-    for m in (b"a", b"b", b"c", b"d"):
-        ch.try_send(m)
-    taker = _Taker(ch)
-    for _ in range(3):
-        taker.receive()
+    ch, taker = _three_out()
     assert taker.decide(False) is None          # "a": its reader had gone
     late = taker.receive()
     assert pending(late), "nothing new goes out while the others of that epoch are out"
@@ -685,12 +686,7 @@ def test_a_message_given_back_brings_back_the_later_ones_of_its_epoch_in_their_o
 
 
 def test_offers_lost_with_their_connection_go_back_in_their_order_whatever_order_they_are_lost_in():
-    ch = chan(10)
-    for m in (b"a", b"b", b"c", b"d"):
-        ch.try_send(m)
-    taker = _Taker(ch)
-    for _ in range(3):
-        taker.receive()
+    ch, taker = _three_out()
     taker.lose_all(Random(3))
     assert [ch.try_recv() for _ in range(4)] == [b"a", b"b", b"c", b"d"]
 
