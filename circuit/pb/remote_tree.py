@@ -5,10 +5,11 @@ cancelling one (Ctrl-C at the other end of a FUSE mount) cancels it on the
 owner too.  The caller is asked "still there?" here, on its own host: a read
 that took a message is confirmed to the owner, or given back (`unread`), by
 the view at its last moment; a send is attempted only after asking, and never
-waits inside the owner's channel (`_Sending`).  A whole read (`whole.get`) is handed
-over as its answer arrives, so several may have a message on the way at once; once
-one is given back, so is every later one of that channel's epoch (`Offer.tag`).  When the owner leaves the
-circuit every call still waiting fails with EHOSTDOWN.
+waits inside the owner's channel (`_Sending`).  A whole read (`whole.get`) is
+handed over as its answer arrives, so several may have a message on the way at
+once; once one is given back, so is every later one of that channel's epoch
+(`Offer.tag`).  When the owner leaves the circuit every call still waiting fails
+with EHOSTDOWN.
 """
 from __future__ import annotations
 
