@@ -19,7 +19,7 @@ from twisted.conch.interfaces import IConchUser, ISession, ISFTPServer
 from twisted.conch.ssh.connection import SSHConnection
 from twisted.conch.ssh.factory import SSHFactory
 from twisted.conch.ssh.session import SSHSession
-from twisted.conch.ssh.transport import SSHServerTransport
+from twisted.conch.ssh.transport import DISCONNECT_BY_APPLICATION, SSHServerTransport
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import serverFromString
@@ -244,6 +244,14 @@ class _Transport(SSHServerTransport):
         # this, Nagle holds each behind the client's ACK of the one before.
         self.transport.setTcpNoDelay(True)
         super().connectionMade()
+
+    def receiveError(self, reasonCode, description):
+        # Every OpenSSH client says goodbye with "disconnected by application": that is
+        # the end of a session, not an error worth an operator's attention.
+        if reasonCode == DISCONNECT_BY_APPLICATION:
+            self._log.debug("the client hung up: {description}", description=description)
+            return
+        super().receiveError(reasonCode, description)
 
 
 def factory(circuit: ICircuit, data_dir: str, authorized_keys: str, max_files: int = MAX_FILES,

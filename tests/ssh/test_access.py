@@ -51,6 +51,20 @@ def test_the_host_key_is_kept_and_its_fingerprint_logged(tmp_path):
         again.daemon.stop()
 
 
+def test_a_client_hanging_up_is_not_logged_as_an_error(tmp_path):
+    """OpenSSH ends every session with "disconnected by application" (code 11): the log
+    said "Got remote error" at error level for each command an operator ran."""
+    c = ssh_daemon(tmp_path)
+    try:
+        for _ in range(3):
+            assert c.ssh("true").returncode == 0
+        wait_for(lambda: c.daemon.log.read_text().count("the client hung up") == 3,
+                 what="the three goodbyes to be logged")
+        assert "Got remote error" not in c.daemon.log.read_text()
+    finally:
+        c.daemon.stop()
+
+
 def test_hostile_paths_stay_inside_the_tree(client, tmp_path):
     h = client.host_id
     secret = tmp_path / "secret"
