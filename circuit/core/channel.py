@@ -176,6 +176,14 @@ def _fire(waiter) -> None:
 class Channel:
     """Send and receive byte strings, in order, each exactly once."""
 
+    # The hand-overs' state starts as these class-wide values, and a channel has its
+    # own only once it hands something over: a host holds many idle channels (see _Line).
+    _out: list[Offer] | tuple = ()  # offers in flight, oldest first: one, or several to one side
+    _back: list[int] | tuple = ()   # places of messages given back while others are still out
+    _taken = 0  # messages taken as offers so far: each offer's place in the order
+    _epoch = 0  # a new one each time an offer comes back (Offer.tag)
+    _token = 0  # this channel in tags, made when first asked for
+
     def __init__(self) -> None:
         self.cap: Optional[int] = None
         self.closed = False
@@ -185,13 +193,6 @@ class Channel:
         self._buffer = _Line()     # bytes
         self._senders = _Line()    # _Sender
         self._receivers = _Line()  # _Receiver
-        self.token = next(_tokens)
-        # Hand-overs in flight, oldest first: at most one, or several to one side whose
-        # receivers decide as they arrive (see the module's docstring).
-        self._out: list[Offer] = []
-        self._taken = 0  # messages taken as offers so far: each offer's place
-        self._epoch = 0  # a new one each time an offer comes back
-        self._back: list[int] = []  # places of messages back at the buffer's head, while others are out
         self._send_ready = WaiterSet()
         # Writers on other hosts wait for a turn (wait_turn): only as many are woken as
         # could send now, instead of every one of them trying, one succeeding, and the
@@ -199,6 +200,13 @@ class Channel:
         self._turn_waiters = WaiterSet()
         self._turns_out = 0  # woken, their attempt (or their giving up) not yet seen
         self._recv_ready = WaiterSet()
+
+    @property
+    def token(self) -> int:
+        """This channel, among all of this process's, in an offer's tag (Offer.tag)."""
+        if not self._token:
+            self._token = next(_tokens)
+        return self._token
 
     # -- configuration -------------------------------------------------------------
     def set_cap(self, cap: int) -> None:
@@ -434,7 +442,7 @@ class Channel:
         gone = errors.NotFound("the channel was removed")
         later = Deferrals()
         waiting = [*self._senders, *self._receivers]
-        out, self._out, self._back = self._out, [], []
+        out, self._out, self._back = self._out, (), ()
         waiting += [o.sender for o in out if o.sender is not None and not o.sender.told]
         for w in waiting:
             _decide(later, w, lambda w=w: w.done.errback(gone))
@@ -545,6 +553,8 @@ class Channel:
                 return None
             offer = Offer(self, s.message, s, side)
         self._taken += 1
+        if not self._out:
+            self._out = []
         self._out.append(offer)
         return offer
 
@@ -564,9 +574,7 @@ class Channel:
 
     # -- settling an offer ----------------------------------------------------------
     def _confirm(self, offer: Offer, later: Deferrals) -> None:
-        self._out.remove(offer)
-        if not self._out:
-            self._back = []
+        self._settled(offer)
         self.received += 1
         if offer.sender is not None:
             self._answer(offer.sender, later)
@@ -579,18 +587,21 @@ class Channel:
         later.run()
         self._settle()
 
+    def _settled(self, offer: Offer) -> None:
+        self._out.remove(offer)
+        if not self._out:
+            self._out = self._back = ()
+
     def _came_back(self, offer: Offer, message_back: bool) -> None:
         """``offer`` is settled without its taker: a new epoch begins (see Offer.tag) and,
         if ``message_back``, its message goes back to the buffer's head, in its old place
         among any others that came back while offers were still out."""
-        self._out.remove(offer)
         self._epoch += 1
         if message_back:
             i = bisect(self._back, offer.seq)
-            self._back.insert(i, offer.seq)
+            self._back = [*self._back[:i], offer.seq, *self._back[i:]]
             self._buffer.insert(i, offer.message)
-        if not self._out:
-            self._back = []
+        self._settled(offer)
 
     def _declined(self, offer: Offer) -> None:
         if offer not in self._out:
