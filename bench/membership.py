@@ -24,14 +24,16 @@ message +-10%) under a simulated clock, and measures, one after the other on tha
   loss       loss on every link for --loss-seconds: 5% and 10%, as TCP sees it
              (retransmitted after 200 ms, doubling) and as datagrams (dropped)
 
-Sizes of --big and more use --big-loss-seconds and --big-hold (0: not run): the
-full-state exchange of N rumours every 10 s per host makes the simulation O(N^2) in wall
-time.  --loss-only runs only the idle load and the loss runs, on a cluster where nobody is
-dead (every host retries a dead member with a whole state every 2 s, which is most of the
-simulation's time at 1,000 hosts and more).  --results FILE keeps the figures
-of each size as JSON (several files merge; sizes measured now go into the first), so sizes
-can be run apart and written together.  With --write the table goes into FILE between its
-"simulation" markers.
+Sizes of --big and more use --big-loss-seconds and --big-hold (0: not run): a mass
+suspicion makes the simulation O(N^2) in wall time (every host probes every suspect, itself
+and through three others), and so do the full-state exchanges while views differ.
+--loss-only runs only the idle load and the loss runs, on a cluster where nobody is dead
+(every host retries a dead member every 2 s).  --results FILE keeps the figures of each size
+as JSON, saved after each scenario (several files merge; sizes measured now go into the
+first; a --loss-only run of a size gives its loss rows to a run of that size's events), so
+sizes can be run apart and written together, and a run stopped early keeps what it measured
+(the rest reads "not run").  With --write the table goes into FILE between its "simulation"
+markers.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ import platform
 import resource
 import sys
 import time
+from typing import Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -54,8 +57,9 @@ END = "<!-- simulation: end -->"
 QUIET = 5.0  # simulated seconds between scenarios, for their gossip to die down
 
 
-def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = True) -> dict:
-    out: dict = {"n": n, "loss_seconds": loss_seconds, "hold": hold, "wall": {},
+def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = True,
+            save=lambda out: None) -> dict:
+    out: dict = {"n": n, "loss_seconds": loss_seconds, "hold": hold, "wall": {}, "loss_only": not events,
                  "command": "python bench/membership.py " + " ".join(sys.argv[1:]),
                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     started = time.monotonic()
@@ -72,6 +76,11 @@ def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = 
         print(f"N={n} {name}: {shown}  ({out['wall'][name]} s wall, "
               f"{time.monotonic() - started:.0f} s in all)", flush=True)
         return result
+
+    def kept(key, name, fn):  # a figure of the table: saved as soon as it is measured
+        out[key] = phase(name, fn)
+        save(out)
+        return out[key]
 
     sim = phase("build", lambda: Simulation(n, seed=seed))
     print(f"N={n}: built", flush=True)
@@ -96,8 +105,10 @@ def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = 
         # retries a dead member with a full state every 2 s, which slows the simulation)
         for mode in ("tcp", "drop"):
             for loss in (0.05, 0.10):
-                out[f"{mode}{int(loss * 100)}"] = phase(
-                    f"{mode} loss {loss:.0%}", lambda: quiet(sim.lossy(loss, mode, loss_seconds)))
+                kept(f"{mode}{int(loss * 100)}", f"{mode} loss {loss:.0%}",
+                     lambda: quiet(sim.lossy(loss, mode, loss_seconds)))
+        out["wall"]["total"] = round(time.monotonic() - started, 1)
+        out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         return out
     reach, own = phase("join", lambda: quiet(sim.join_one()))
     out["join"] = {"p999": reach.quantile(0.999), "all": reach.all, "newcomer": own}
@@ -110,15 +121,18 @@ def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = 
     out["refute"] = {"p999": reach.quantile(0.999), "all": reach.all}
     live = sim.live()
     out["false_so_far"] = len(sim.departures(0, of={h.id for h in live}, observers=live))
-    out["partition"] = None if not hold else phase(
-        "partition", lambda: quiet(sim.partition(0.2, hold=hold)))
+    save(out)
+    if hold:
+        kept("partition", "partition", lambda: quiet(sim.partition(0.2, hold=hold)))
+    else:
+        out["partition"] = None
     for mode in ("tcp", "drop"):
         for loss in (0.05, 0.10):
             if not loss_seconds:
                 out[f"{mode}{int(loss * 100)}"] = None
                 continue
-            out[f"{mode}{int(loss * 100)}"] = phase(
-                f"{mode} loss {loss:.0%}", lambda: quiet(sim.lossy(loss, mode, loss_seconds)))
+            kept(f"{mode}{int(loss * 100)}", f"{mode} loss {loss:.0%}",
+                 lambda: quiet(sim.lossy(loss, mode, loss_seconds)))
     out["wall"]["total"] = round(time.monotonic() - started, 1)
     out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     return out
@@ -143,9 +157,10 @@ def table(results: list[dict], command: str) -> str:
     rs = sorted(results, key=lambda r: r["n"])
     runs = []
     for r in rs:
-        line = f"    {r['command']}    # N = {r['n']:,}, {r['date']}"
-        if line not in runs:
-            runs.append(line)
+        for cmd, date in run_list(r):
+            line = f"    {cmd}    # N = {r['n']:,}, {date}"
+            if line not in runs:
+                runs.append(line)
     head = "| | " + " | ".join(f"N = {r['n']:,}" for r in rs) + " | anchors (memberlist / Serf) |"
     rule = "|---" * (len(rs) + 2) + "|"
     rows = []
@@ -168,8 +183,8 @@ def table(results: list[dict], command: str) -> str:
     for mode, what in (("tcp", "as TCP sees it"), ("drop", "messages dropped")):
         for loss in (5, 10):
             row(f"false departures, {loss}% loss {what}",
-                lambda r, k=f"{mode}{loss}": "not run" if r[k] is None else r[k] if isinstance(r[k], str) else (
-                    f"{r[k]['departures']} ({r[k]['refutations']} refutations) over "
+                lambda r, k=f"{mode}{loss}": "not run" if r.get(k) is None else r[k] if isinstance(r[k], str) else (
+                    f"{r[k]['departures']:,} ({r[k]['refutations']:,} refutations) over "
                     f"{r['loss_seconds'] / 60:.3g} min"), "aim: 0" if loss == 5 and mode == "tcp" else "")
     row("messages sent per host per second (mean / max)",
         lambda r: f"{r['load']['sent'][0]:.2f} / {r['load']['sent'][1]:.1f}",
@@ -187,16 +202,22 @@ def table(results: list[dict], command: str) -> str:
         lambda r: "not run" if not r.get("partition") else
         f"{s(r['partition']['split'])} (held {r['hold']:g} s)" if r["partition"]["split"] is not None
         else f"not within the {r['hold']:g} s it lasted")
+    def side(r, key):
+        x = r["partition"][key]
+        return f"not within {r['hold']:g} s" if x is None else s(x)
     row("... the 80% saw the 20% gone / the 20% saw the 80% gone",
-        cut(lambda p: f"{s(p['a_saw_b_gone'])} / {s(p['b_saw_a_gone'])}" if "a_saw_b_gone" in p
-            else "not measured"))
+        lambda r: "not run" if not r.get("partition") else
+        f"{side(r, 'a_saw_b_gone')} / {side(r, 'b_saw_a_gone')}" if "a_saw_b_gone" in r["partition"]
+        else "not measured")
     row("... one membership again after the heal", cut(lambda p: s(p["merged"])))
     row("... members lost for good / false departures on a side",
         cut(lambda p: f"{p['lost']} / {p['wrong']}"))
     row("false departures in the runs without loss",
         lambda r: "not counted" if r.get("false_so_far") is None else str(r["false_so_far"]))
     row("wall time of the simulation (peak memory)",
-        lambda r: f"{r['wall']['total']:.0f} s ({r['rss_mb']:,} MB)")
+        lambda r: f"{wall_total(r):.0f} s" + (
+            f" + {r['wall']['loss_only']:.0f} s for the loss runs" if "loss_only" in r["wall"] else "")
+        + (f" ({r['rss_mb']:,} MB)" if r.get("rss_mb") else ""))
     machine = [("CPUs (nproc)", str(len(os.sched_getaffinity(0)))),
                ("python", platform.python_version()),
                ("load average at the end (1, 5, 15 min)", " ".join(f"{x:.2f}" for x in os.getloadavg()))]
@@ -226,6 +247,38 @@ def write_section(path: str, block: str) -> None:
         f.write(text)
 
 
+LOSS = ("tcp5", "tcp10", "drop5", "drop10")
+
+
+def merge(old: Optional[dict], new: dict) -> dict:
+    """Figures of one size from two files: a --loss-only run gives the loss rows of a run of
+    the events (whose loss runs were not made); otherwise the later file wins."""
+    if old is None or loss_only(old) == loss_only(new):
+        return new
+    events, loss = (new, old) if loss_only(old) else (old, new)
+    out = dict(events)
+    out.update({k: loss.get(k) for k in LOSS})
+    out["loss_seconds"] = loss["loss_seconds"]
+    out["runs"] = run_list(events) + run_list(loss)
+    out["wall"] = dict(events["wall"], loss_only=wall_total(loss))
+    out["rss_mb"] = max(events.get("rss_mb", 0), loss.get("rss_mb", 0))
+    return out
+
+
+def loss_only(r: dict) -> bool:
+    return r.get("loss_only", "join" not in r)  # (files written before the flag: no events)
+
+
+def run_list(r: dict) -> list:
+    return r.get("runs") or [[r["command"], r["date"]]]
+
+
+def wall_total(r: dict) -> float:
+    """Wall time of a run (a --loss-only run before it recorded one: the sum of its phases)."""
+    w = r["wall"]
+    return w["total"] if "total" in w else round(sum(w.values()), 1)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="100,1000,5000", help="comma-separated N, or none")
@@ -243,21 +296,25 @@ def main() -> None:
     for path in args.results:
         if os.path.exists(path):
             with open(path) as f:
-                results.update({int(k): v for k, v in json.load(f).items()})
+                for k, v in json.load(f).items():
+                    results[int(k)] = merge(results.get(int(k)), v)
     sizes = [] if args.sizes == "none" else [int(x) for x in args.sizes.split(",")]
     for n in sizes:
         loss_seconds = args.big_loss_seconds if n >= args.big else args.loss_seconds
         hold = args.big_hold if n >= args.big else args.hold
-        results[n] = measure(n, loss_seconds, hold, args.seed, events=not args.loss_only)
-        if args.results:
+        def save(out: dict) -> None:
+            if not args.results:
+                return
             saved = {}
             if os.path.exists(args.results[0]):
                 with open(args.results[0]) as f:
                     saved = json.load(f)
-            saved[str(n)] = results[n]
+            saved[str(out["n"])] = out
             with open(args.results[0] + ".new", "w") as f:
                 json.dump(saved, f, indent=1)
             os.replace(args.results[0] + ".new", args.results[0])
+        results[n] = measure(n, loss_seconds, hold, args.seed, events=not args.loss_only, save=save)
+        save(results[n])
     if args.write and results:
         command = "python bench/membership.py " + " ".join(sys.argv[1:])
         write_section(args.write, table(list(results.values()), command))

@@ -87,7 +87,13 @@ class Membership:
         self._listener = listener or (lambda *a: None)
         self._rng = rng or random.Random()
         self._gossip: dict[str, tuple[Rumour, int, int]] = {}  # id -> (rumour, times left, order)
+        # The same queue as a heap of (-times left, -order, id), so that each message takes
+        # its few rumours in O(log n) rather than looking at every rumour queued.  An entry
+        # whose (times left, order) is no longer the id's in _gossip is stale and skipped.
+        self._queue: list[tuple[int, int, str]] = []
         self._spoken = 0  # counts rumours spread: the newest goes first among equals
+        self._digest: tuple = ((), "")  # (what it was computed from, the digest)
+        self._changes = 0  # counts changes to what the digest covers
         self._probe_order: list[str] = []
         self._suspicion_timers: dict[str, object] = {}
         self._probing: set[str] = set()
@@ -146,14 +152,28 @@ class Membership:
         return [self.me().to_wire()] + [[m.state, m.id, m.url, m.incarnation, ""]
                                         for m in self.members.values()]
 
+    def _changed(self) -> None:
+        """A member's state, incarnation or URL changed, or a member came or went."""
+        self._changes += 1
+
     def digest(self) -> str:
         """A short hash of every member's state, incarnation and URL (this host's own
-        included): two hosts that believe the same have the same digest."""
+        included): two hosts that believe the same have the same digest.
+
+        Kept until something it covers changes (`_changed`, and this host's own
+        incarnation, the member table and its size are checked too): the anti-entropy
+        exchange asks for it several times a period, and it is O(N log N).  A member
+        changed in place from outside this class would not be noticed."""
+        key = (self._changes, id(self.members), len(self.members), self.incarnation, self.leaving)
+        if self._digest[0] == key:
+            return self._digest[1]
         rows = {m.id: (m.state, m.url, m.incarnation) for m in self.members.values()}
         me = self.me()
         rows[me.id] = (me.state, me.url, me.incarnation)
         text = "\n".join(f"{i} {st} {inc} {url}" for i, (st, url, inc) in sorted(rows.items()))
-        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        self._digest = (key, digest)
+        return digest
 
     def merge_state(self, state: list) -> None:
         members = self.members
@@ -179,24 +199,54 @@ class Membership:
         """Up to gossip_per_message rumours to piggyback, least sent first."""
         # Least sent first, and the newest first among those (as memberlist's queue):
         # a refutation just made must not wait behind a burst of older news.
-        # nsmallest, not a sort: after a mass failure the queue holds a rumour per member.
-        chosen = heapq.nsmallest(self.timing.gossip_per_message, self._gossip.items(),
-                                 key=lambda kv: (-kv[1][1], -kv[1][2]))
+        # A heap, not a sort or a scan: after a mass failure the queue holds a rumour per
+        # member, and every message takes from it.  The same choice, in the same order, as
+        # heapq.nsmallest(k, _gossip.items(), key=lambda kv: (-kv[1][1], -kv[1][2])):
+        # orders are unique, so there are no ties.
+        gossip, queue = self._gossip, self._queue
+        chosen = []
+        want = self.timing.gossip_per_message
+        while queue and len(chosen) < want:
+            entry = heapq.heappop(queue)
+            held = gossip.get(entry[2])
+            if held is not None and held[1] == -entry[0] and held[2] == -entry[1]:
+                chosen.append(held)
         out = []
-        for member_id, (rumour, left, order) in chosen:
+        for rumour, left, order in chosen:
             out.append(rumour.to_wire())
             if left <= 1:
-                del self._gossip[member_id]
+                del gossip[rumour.id]
             else:
-                self._gossip[member_id] = (rumour, left - 1, order)
+                gossip[rumour.id] = (rumour, left - 1, order)
+                heapq.heappush(queue, (1 - left, -order, rumour.id))
         return out
 
     def _spread(self, rumour: Rumour) -> None:
         self._spoken += 1
-        self._gossip[rumour.id] = (rumour, retransmits(self.timing, len(self.members) + 1), self._spoken)
+        left = retransmits(self.timing, len(self.members) + 1)
+        self._gossip[rumour.id] = (rumour, left, self._spoken)
+        queue = self._queue
+        if len(queue) > 2 * len(self._gossip) + 64:  # mostly stale: rebuild
+            queue[:] = [(-n, -order, i) for i, (_, n, order) in self._gossip.items()]
+            heapq.heapify(queue)
+        else:
+            heapq.heappush(queue, (-left, -self._spoken, rumour.id))
 
     # -- hearing rumours --------------------------------------------------------------
     def hear(self, item) -> None:
+        # Most rumours heard say what we already believe (the same state at the same
+        # incarnation, or a suspicion by someone already counted), which changes nothing:
+        # skip them without parsing.  Only well-formed ones: the rest go the long way.
+        if type(item) is list and len(item) == 5 and type(item[1]) is str:
+            known = self.members.get(item[1])
+            if known is not None and known.state == item[0] and known.incarnation == item[3] \
+                    and type(item[3]) is int and type(item[2]) is str and type(item[4]) is str \
+                    and (item[0] != SUSPECT or not item[4] or item[4] in known.suspecters):
+                return
+        self._hear(item)
+
+    def _hear(self, item) -> None:
+        """`hear` the long way: every rumour parsed and weighed."""
         try:
             rumour = Rumour.from_wire(item)
         except (ValueError, TypeError):
@@ -212,6 +262,7 @@ class Membership:
                 self.members[rumour.id] = Member(rumour.id, rumour.url, rumour.incarnation,
                                                  rumour.state, self._clock.seconds())
                 self._gone[rumour.id] = None
+                self._changed()
                 return
             self._add(rumour)
             return
@@ -243,6 +294,7 @@ class Membership:
     def _add(self, rumour: Rumour) -> None:
         member = Member(rumour.id, rumour.url, rumour.incarnation, rumour.state, self._clock.seconds())
         self.members[rumour.id] = member
+        self._changed()
         self._spread(member.rumour())
         log.info("{id} joined ({url})", id=member.id, url=member.url)
         self._listener("joined", member)
@@ -252,6 +304,7 @@ class Membership:
     def _set_state(self, member: Member, state: str, was: str, by: Optional[str]) -> None:
         member.state = state
         member.since = self._clock.seconds()
+        self._changed()
         if state in GONE:
             self._gone[member.id] = None
         else:
@@ -370,7 +423,8 @@ class Membership:
             self.hear(item)
 
     def _probe_indirectly(self, member: Member) -> Deferred:
-        helpers = [m for m in self.live_members() if m.id != member.id and m.state == ALIVE]
+        # live_members() filtered again, in one pass: the same list, in the same order.
+        helpers = [m for m in self.members.values() if m.state == ALIVE and m.id != member.id]
         helpers = self._rng.sample(helpers, min(self.timing.indirect_probes, len(helpers)))
         if not helpers:
             self.suspect(member.id)
@@ -452,6 +506,7 @@ class Membership:
             if now - self.members[member_id].since > self.timing.tombstone:
                 del self.members[member_id]
                 del self._gone[member_id]
+                self._changed()
         dead = [m for m in map(self.members.__getitem__, self._gone) if m.state == DEAD]
         if not dead:
             return None

@@ -1,0 +1,153 @@
+"""The gossip queue and the cached digest choose and say what the plain versions did.
+
+`Membership.rumours` keeps its queue in a heap, and `Membership.digest` is kept until a
+member changes: these compare them with the code they replaced (a scan of every queued
+rumour with heapq.nsmallest, and a digest computed afresh each time)."""
+import hashlib
+import heapq
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from circuit.membership.rumours import ALIVE, DEAD, LEFT, SUSPECT, STATES, Rumour
+from circuit.membership.swim import Member, Membership
+from circuit.membership.timing import Timing, retransmits
+
+
+def old_rumours(gossip: dict, k: int) -> list:
+    """`Membership.rumours` before the heap: least sent first, then newest first."""
+    chosen = heapq.nsmallest(k, gossip.items(), key=lambda kv: (-kv[1][1], -kv[1][2]))
+    out = []
+    for member_id, (rumour, left, order) in chosen:
+        out.append(rumour.to_wire())
+        if left <= 1:
+            del gossip[member_id]
+        else:
+            gossip[member_id] = (rumour, left - 1, order)
+    return out
+
+
+def old_digest(node: Membership) -> str:
+    """`Membership.digest` before the cache."""
+    rows = {m.id: (m.state, m.url, m.incarnation) for m in node.members.values()}
+    me = node.me()
+    rows[me.id] = (me.state, me.url, me.incarnation)
+    text = "\n".join(f"{i} {st} {inc} {url}" for i, (st, url, inc) in sorted(rows.items()))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+class NoTransport:
+    """Every call is sent and never answered."""
+
+    def ping(self, *args):
+        return Deferred()
+
+    ping_req = sync = ping
+
+    def connected(self, member_id):
+        return True
+
+
+def node(k: int = 8) -> Membership:
+    return Membership("me", "u:me", NoTransport(), Clock(), Timing(gossip_per_message=k))
+
+
+ops = st.lists(st.one_of(
+    st.tuples(st.just("spread"), st.integers(0, 30), st.sampled_from(STATES), st.integers(0, 3)),
+    st.tuples(st.just("take")),
+    st.tuples(st.just("members"), st.integers(0, 2000)),  # changes how often a rumour is sent
+    st.tuples(st.just("clear")),
+), max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=ops, k=st.integers(0, 10))
+def test_the_heap_chooses_the_same_rumours_in_the_same_order_as_a_scan(ops, k):
+    n = node(k)
+    model: dict = {}
+    for op in ops:
+        if op[0] == "spread":
+            _, i, state, inc = op
+            n._spread(Rumour(state, f"m{i}", f"u:m{i}", inc))
+            model[f"m{i}"] = n._gossip[f"m{i}"]
+        elif op[0] == "take":
+            assert n.rumours() == old_rumours(model, k)
+        elif op[0] == "members":
+            n.members = {f"x{j}": Member(f"x{j}", f"u:x{j}", 0, ALIVE, 0.0) for j in range(op[1])}
+        else:
+            n._gossip.clear()
+            model.clear()
+        assert n._gossip == model
+    while model:  # and to the end of the queue
+        assert n.rumours() == old_rumours(model, k)
+        if k == 0:
+            break
+    assert n._gossip == model
+
+
+def test_a_burst_of_news_goes_least_sent_then_newest_first():
+    n = node(3)
+    for i in range(5):
+        n._spread(Rumour(SUSPECT, f"m{i}", f"u:m{i}", 0, "x"))
+    first = [r[1] for r in n.rumours()]
+    assert first == ["m4", "m3", "m2"]
+    n._spread(Rumour(DEAD, "m0", "u:m0", 0))  # news again: first, ahead of the older ones
+    assert [r[1] for r in n.rumours()] == ["m0", "m1", "m4"]
+    sends = retransmits(n.timing, 1)
+    assert n._gossip["m0"][1] == sends - 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.sampled_from(STATES), st.integers(0, 3),
+                          st.booleans()), max_size=60))
+def test_the_cached_digest_is_the_digest_computed_afresh(heard):
+    n = node()
+    for i, state, inc, check in heard:
+        if i == 12:  # about this host itself: a refutation raises its incarnation
+            n.hear([state, "me", "u:me", inc, "x"])
+        elif i == 11:
+            n.members.pop("m0", None)  # forgotten, as the tombstone sweep does
+        else:
+            n.hear([state, f"m{i}", f"u:m{i}" + ("'" if inc == 3 else ""), inc, "x"])
+        if check:
+            assert n.digest() == old_digest(n)
+    assert n.digest() == old_digest(n)
+    n.leave()
+    assert n.me().state == LEFT and n.digest() == old_digest(n)
+
+
+def picture(n: Membership) -> tuple:
+    """All that hearing a rumour may change."""
+    return ({i: (m.state, m.url, m.incarnation, m.since, set(m.suspecters)) for i, m in n.members.items()},
+            dict(n._gossip), list(n._gone), n.incarnation, n.health, set(n._probing),
+            set(n._suspicion_timers), n.digest())
+
+
+@settings(max_examples=1000, deadline=None)
+@given(known=st.lists(st.tuples(st.sampled_from(STATES), st.integers(0, 1),
+                                st.lists(st.sampled_from(["", "a", "b", "me"]), max_size=2)),
+                      min_size=3, max_size=3),
+       item=st.tuples(st.sampled_from(STATES + ("bogus",)), st.sampled_from(["m0", "m1", "m2", "m9", "me"]),
+                      st.sampled_from(["u:same", "u:other"]), st.sampled_from([0, 1, 0, 1, 1.0, True, "1"]),
+                      st.sampled_from(["", "a", "b", "c", "me", None])))
+@example(known=[(SUSPECT, 0, ["a"])] * 3, item=(SUSPECT, "m0", "u:same", 0, "b"))  # a new suspecter
+@example(known=[(SUSPECT, 0, ["a"])] * 3, item=(SUSPECT, "m0", "u:same", 0, "a"))  # one counted
+@example(known=[(ALIVE, 0, [])] * 3, item=(ALIVE, "m1", "u:other", 0, ""))  # a new URL, same news
+@example(known=[(DEAD, 1, [])] * 3, item=(DEAD, "m2", "u:same", 1, 5))  # malformed: warned
+def test_a_rumour_skipped_unparsed_is_one_the_long_way_ignores(known, item):
+    """`hear` skips, without parsing, rumours that say what the host already believes:
+    hearing any rumour changes the same as `_hear`, the long way."""
+    nodes = [node(), node()]
+    for n in nodes:
+        for j, (state, inc, by) in enumerate(known):
+            m = Member(f"m{j}", "u:same", inc, state, 0.0)
+            if state == SUSPECT:
+                m.suspecters = set(by) or {"me"}
+            n.members[m.id] = m
+            if state in (DEAD, LEFT):
+                n._gone[m.id] = None
+    nodes[0].hear(list(item))
+    nodes[1]._hear(list(item))
+    assert picture(nodes[0]) == picture(nodes[1])
