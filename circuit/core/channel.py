@@ -316,6 +316,8 @@ class Channel:
         if self.removed:
             return
         self._buffer.appendleft(message)
+        if self._back:  # older than any offer out: it goes before those that came back
+            self._back = [-1, *self._back]
         self.received -= 1
         self._settle()
 

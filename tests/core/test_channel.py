@@ -768,3 +768,24 @@ def test_offers_sent_ahead_deliver_exactly_once_in_order(cap, steps, rnd):
         d.addErrback(lambda f: f.trap(CancelledError))
         d.cancel()
     assert delivered == sent, "every message once, in the order sent"
+
+
+def test_a_select_giving_back_what_it_held_while_offers_come_back_keeps_the_order():
+    """A select took the oldest message (held, not committed) before offers went ahead; one
+    comes back, the select gives its message back, then the rest come back: all in order."""
+    ch = chan(10)
+    for m in (b"h", b"a", b"b", b"c"):
+        ch.try_send(m)
+    held = ch.try_recv()             # a select's take
+    taker = _Taker(ch)
+    for _ in range(3):
+        taker.receive()
+    assert taker.decide(False) is None   # "a" comes back
+    ch.unrecv(held)                      # the select aborts
+    assert taker.decide(True) is None    # "b" and "c" come back by the epoch rule
+    assert taker.decide(True) is None
+    for d in taker.waiting[:]:
+        d.cancel()
+    while taker.arrived:
+        taker.arrived.pop(0).decline()
+    assert [ch.try_recv() for _ in range(4)] == [b"h", b"a", b"b", b"c"]
