@@ -54,6 +54,9 @@ class ICaller(Interface):
     # Optional: ``client_certificate``, true for another host's connection made with a
     # client certificate, which may use elements but not stop the host nor make it
     # join another circuit (`IHostControl`).  Absent: a member, or this host's own view.
+    # Optional: ``keeps_order``, true for another host's connection, whose whole reads hand
+    # each offer over as it arrives and keep the epoch rule (`Offer.tag`), so a channel may
+    # send them several at once.  Absent: one hand-over at a time.
 
 
 class IHandle(Interface):
