@@ -37,7 +37,8 @@ class Options(usage.Options):
         ["suspicion-min", None, Timing.suspicion_min,
          "membership: a suspect that refutes within this many seconds is never declared dead", float],
         ["suspicion-max", None, Timing.suspicion_max,
-         "membership: seconds before an unconfirmed suspect is declared dead", float],
+         "membership: seconds before an unconfirmed suspect is declared dead "
+         "(times log10 of the members, at 10 and more)", float],
     ]
     optFlags = [
         ["allow-other", None, "let other users use the mount (FUSE allow_other)"],

@@ -296,6 +296,7 @@ class Membership:
         self.members[rumour.id] = member
         self._changed()
         self._spread(member.rumour())
+        self._into_round(member.id)
         log.info("{id} joined ({url})", id=member.id, url=member.url)
         self._listener("joined", member)
         if member.state == SUSPECT:
@@ -318,6 +319,7 @@ class Membership:
             log.info("{id} {reason}", id=member.id, reason=reason)
             self._listener("left", member, reason)
         elif state == ALIVE and was in GONE:
+            self._into_round(member.id)
             log.info("{id} is back (incarnation {n})", id=member.id, n=member.incarnation)
             self._listener("joined", member)
 
@@ -335,7 +337,7 @@ class Membership:
     def _arm_suspicion(self, member: Member) -> None:
         live = len(self.members) - len(self._gone)  # not live_members(): O(1), once per confirmation
         expected = min(self.timing.indirect_probes, max(0, live - 1))
-        timeout = suspicion_timeout(self.timing, len(member.suspecters) - 1, expected)
+        timeout = suspicion_timeout(self.timing, len(member.suspecters) - 1, expected, live)
         deadline = member.since + timeout
         self._stop_suspicion(member)
         delay = max(0.0, deadline - self._clock.seconds())
@@ -367,15 +369,40 @@ class Membership:
     # -- probing ----------------------------------------------------------------------
     def probe(self) -> Optional[Deferred]:
         target = self._next_target()
+        self._look_again()
         if target is None:
             return None
         return self.probe_member(target)
+
+    def _look_again(self) -> None:
+        """Probe one member we suspect each period, the suspects in turn, until the
+        suspicion ends.  Its answer carries its refutation; gossip alone may not: where
+        messages are dropped it lost the race against the suspicion's timeout (the host
+        that first suspected a member was often the last to hear that it was alive)."""
+        timers = self._suspicion_timers
+        for member_id in timers:
+            break
+        else:
+            return
+        timers[member_id] = timers.pop(member_id)  # to the back: the suspects take turns
+        member = self.members.get(member_id)
+        if member is not None and member.state == SUSPECT:
+            self.probe_member(member)
 
     def probe_now(self, member_id: str) -> None:
         """A hint (a connection to it broke): probe this member at once."""
         member = self.members.get(member_id)
         if member is not None and member.state in (ALIVE, SUSPECT):
             self.probe_member(member)
+
+    def _into_round(self, member_id: str) -> None:
+        """A member that joins (or comes back) mid-round goes to a random place in the
+        current round, as memberlist puts it: a round lasts N x probe_interval (minutes at
+        a thousand hosts), and a member left for the next one is probed by nobody until
+        then, so its silence would go unnoticed."""
+        order = self._probe_order
+        if order:
+            order.insert(self._rng.randrange(len(order) + 1), member_id)
 
     def _next_target(self) -> Optional[Member]:
         while True:
@@ -470,7 +497,14 @@ class Membership:
             return succeed(self.handle_ping([]))
         d = self._timed(self._transport.ping(target_id, target_url, self.rumours()),
                         self._probe_timeout())
-        return d.addCallback(lambda theirs: (self._acked(theirs), self.rumours())[1])
+
+        def answered(theirs: list) -> list:
+            self._acked(theirs)
+            # Pass on how the target stands (the first rumour of its answer, its own): the
+            # asker may suspect it, and our gossip may be busy with fresher news.
+            own = theirs[:1] if theirs and type(theirs[0]) is list and theirs[0][1:2] == [target_id] else []
+            return own + self.rumours()
+        return d.addCallback(answered)
 
     def handle_sync(self, state: list) -> list:
         """A full state is merged and answered with ours; a digest with ours (`_compare`)."""

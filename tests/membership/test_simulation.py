@@ -64,6 +64,22 @@ def test_a_crash_is_declared_by_every_member(reset):
     assert not sim.departures(0, of={h.id for h in others}, observers=others)
 
 
+def test_a_member_that_joins_mid_round_is_probed_in_that_round():
+    # Rounds last N x 0.5 s (30 s here); the cluster's began 0-10 s ago.  A host that
+    # joins now and then goes silent (no reset: nobody's connection breaks) is found
+    # only by probing.  Left for the next round, nobody would probe it for 20 s and more.
+    sim = cluster()
+    reach, newcomer = sim.join_one(limit=5)
+    assert reach.all is not None and newcomer is not None
+    node = sim.nodes[-1]
+    since = sim.clock.seconds()
+    sim.crash(node, reset=False)
+    others = [o for o in sim.live() if o is not node]
+    assert min(len(o._probe_order) for o in others) > 20  # mid-round
+    sim.run_until(lambda: sim.reach(["left:failed"], node.id, since, others).all is not None, 15)
+    assert sim.reach(["left:failed"], node.id, since, others).all is not None
+
+
 @pytest.mark.parametrize("mode", ["tcp", "drop"])
 def test_five_percent_loss_for_three_minutes_declares_nobody_dead(mode):
     sim = cluster()

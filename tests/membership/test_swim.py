@@ -1,8 +1,10 @@
 """Whole clusters in memory under task.Clock: joins, deaths, leaves, partitions, refutation."""
 import pytest
+from twisted.internet.defer import Deferred
 
 from circuit.membership.rumours import ALIVE, DEAD, LEFT, SUSPECT, Rumour, supersedes
 from circuit.membership.simulation import Simulation
+from circuit.membership.swim import Member, Membership
 from circuit.membership.timing import Timing, suspicion_timeout
 
 
@@ -111,6 +113,12 @@ def test_rules_and_timing():
     assert suspicion_timeout(t, 0, 3) == t.suspicion_max
     assert suspicion_timeout(t, 3, 3) == t.suspicion_min
     assert t.suspicion_min < suspicion_timeout(t, 1, 3) < t.suspicion_max
+    # The unconfirmed maximum grows with log10 of the members (from 10 on): gossip needs
+    # longer to carry a refutation to everyone in a bigger cluster.  The confirmed minimum
+    # does not: a crash is declared as fast at any size.
+    assert suspicion_timeout(t, 0, 3, members=5) == t.suspicion_max
+    assert suspicion_timeout(t, 0, 3, members=1000) == pytest.approx(3 * t.suspicion_max)
+    assert suspicion_timeout(t, 3, 3, members=1000) == t.suspicion_min
 
 
 @pytest.mark.parametrize("n", [2, 32])
@@ -134,3 +142,65 @@ def test_the_anti_entropy_exchange_repairs_what_gossip_missed():
     c.run(3 * Timing().sync_interval)
     assert x.id in a.members
     assert len({n.digest() for n in c.nodes}) == 1
+
+
+class Calls:
+    """Records each ping; each is answered by hand (``answer``) or never."""
+
+    def __init__(self):
+        self.pings: list = []
+
+    def ping(self, member_id, url, rumours):
+        d = Deferred()
+        self.pings.append((member_id, rumours, d))
+        return d
+
+    def ping_req(self, *args):
+        return Deferred()
+
+    sync = ping_req
+
+    def connected(self, member_id):
+        return True
+
+
+def lone_host(members: int = 40):
+    from twisted.internet.task import Clock
+    calls, clock = Calls(), Clock()
+    node = Membership("me", "u:me", calls, clock, Timing())
+    node.members = {f"m{i}": Member(f"m{i}", f"u:m{i}", 0, ALIVE, 0.0) for i in range(members)}
+    return node, calls, clock
+
+
+def test_a_suspect_is_probed_again_each_period_until_its_suspicion_ends():
+    # The host that first suspects a member can be the last to hear its refutation by
+    # gossip (where messages are dropped, after its timeout): it looks again itself.
+    node, calls, clock = lone_host()
+    node.start()
+    clock.advance(0.5)  # the round starts; its first target is probed, and answers
+    calls.pings[0][2].callback([])
+    victim = node._probe_order[0]  # the round's last: 19 s away
+    node.suspect(victim)
+    clock.advance(0.5)
+    again = [p for p in calls.pings if p[0] == victim]
+    assert again, "the suspect was not probed again"
+    member_id, rumours, d = again[0]
+    assert rumours[0][:2] == [SUSPECT, victim]  # it carries the suspicion ...
+    d.callback([[ALIVE, victim, f"u:{victim}", 1, ""]])  # ... and the answer refutes it
+    assert node.members[victim].state == ALIVE
+    clock.advance(30)
+    assert node.members[victim].state == ALIVE
+
+
+def test_an_indirect_probe_answers_with_what_the_target_said_of_itself():
+    # The asker may suspect the target, and our gossip may hold fresher news than the
+    # target's incarnation (or nothing of it, if it changed nothing here).
+    node, calls, clock = lone_host()
+    node.members["m1"].incarnation = 3
+    for i in range(2, 20):  # a queue of fresher news
+        node.hear([SUSPECT, f"m{i}", f"u:m{i}", 0, "m0"])
+    answer = node.handle_ping_req("m1", "u:m1", [])
+    target_said = [ALIVE, "m1", "u:m1", 3, ""]
+    calls.pings[-1][2].callback([target_said, [SUSPECT, "m5", "u:m5", 0, "m0"]])
+    said = answer.result
+    assert target_said in said
