@@ -185,14 +185,15 @@ def reader_gives_up(owner_chan: Path, reader_chan: Path, sender_chan: Path) -> t
 
 
 def writer_gives_up(owner_chan: Path, writer_chan: Path, reader_chan: Path, prefill: int = 0,
-                    source: str = "echo gave-up") -> str:
+                    source: str = "echo gave-up", prefill_chan: Path | None = None) -> str:
     """A writer blocked in ``echo gave-up > send`` (or ``SOURCE > send``; through writer_chan;
     behind ``prefill`` messages that fill the buffer) gets SIGTERM, and a reader (through
     reader_chan) arrives at once and reads prefill + 1 messages; a second writer sends "kept".
     Answers what the reader got: the prefill, then "kept", unless the first writer's message
-    was taken."""
+    was taken.  The prefill goes through ``prefill_chan`` (the owner's by default)."""
     for i in range(prefill):
-        subprocess.run(["bash", "-c", f"echo first{i} > {owner_chan}/send"], check=True, timeout=15)
+        subprocess.run(["bash", "-c", f"echo first{i} > {prefill_chan or owner_chan}/send"],
+                       check=True, timeout=15)
     writer = subprocess.Popen(["bash", "-c", f"{source} > {writer_chan}/send"])
     wait_for(lambda: sum(chan_stat(owner_chan).get(k, 0) for k in ("senders_waiting", "send_waits")) >= 1,
              what="the writer to block")

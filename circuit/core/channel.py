@@ -183,6 +183,7 @@ class Channel:
     _taken = 0  # messages taken as offers so far: each offer's place in the order
     _epoch = 0  # a new one each time an offer comes back (Offer.tag)
     _token = 0  # this channel in tags, made when first asked for
+    _on_end: list | tuple = ()  # told once when a send could no longer pass (on_end)
 
     def __init__(self) -> None:
         self.cap: Optional[int] = None
@@ -425,6 +426,25 @@ class Channel:
         return (r for r in self._receivers if _here(r))
 
     # -- ending --------------------------------------------------------------------
+    def on_end(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` once, when the channel closes or is removed (at once if it has):
+        from then on no send passes ``check_send``.  Another host's leases hang on it."""
+        if self.closed or self.removed:
+            hook()
+            return
+        if not self._on_end:
+            self._on_end = []
+        self._on_end.append(hook)
+
+    def forget_end(self, hook: Callable[[], None]) -> None:
+        if hook in self._on_end:
+            self._on_end.remove(hook)
+
+    def _ended(self) -> None:
+        hooks, self._on_end = self._on_end, ()
+        for hook in hooks:
+            hook()
+
     def close(self) -> None:
         self.check_close()
         self.closed = True
@@ -435,6 +455,7 @@ class Channel:
             _decide(later, s, lambda s=s: s.done.errback(errors.Closed("the channel was closed")))
         self._settle()
         later.run()
+        self._ended()
 
     def remove(self) -> None:
         """The element is gone: everyone waiting fails with ENOENT."""
@@ -455,6 +476,7 @@ class Channel:
         later.later(lambda: self._turn_waiters.fail_all(gone))
         later.later(lambda: self._recv_ready.fail_all(gone))
         later.run()
+        self._ended()
 
     def stat(self) -> dict:
         return {

@@ -10,14 +10,19 @@ from circuit.pb.banana import LinearDecoding
 log = Logger("circuit.pb")
 
 
-def strict_security() -> jelly.SecurityOptions:
-    """Plain data only: lists, tuples, dicts, strings, bytes, numbers, None.
+def strict_security(references: bool = False) -> jelly.SecurityOptions:
+    """Plain data only: lists, tuples, dicts, strings, bytes, numbers, None; and with
+    ``references``, a reference to an object of the other end to call back (the lease
+    listener a host hands over with `hello`: it runs nothing here, and every remote_*
+    method checks the type of what it is given).
 
     Our own object rather than PB's global one, which any import may widen with
     setUnjellyableForClass; circuit registers no classes at all.
     """
     security = jelly.SecurityOptions()
     security.allowBasicTypes()
+    if references:
+        security.allowTypes("remote")
     return security
 
 

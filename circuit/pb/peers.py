@@ -88,6 +88,9 @@ class Peers:
         self._dialling: dict[str, list[Deferred]] = {}
         self._brokers: dict[str, pb.Broker] = {}
         self._on_lost = on_lost or (lambda peer_id: None)
+        # Channels each peer lets us send to without its check at the first write, on
+        # the connection that granted them: peer -> {channel name: broker} (see leased).
+        self._leases: dict[str, dict[str, pb.Broker]] = {}
 
     def reference(self, peer_id: Optional[str], url: str) -> Deferred:
         """Deferred[RemoteReference] to the peer's session, dialling if needed."""
@@ -127,7 +130,8 @@ class Peers:
             # With TLS 1.3 a refused certificate shows only after the handshake
             # "succeeds": ask something, with a deadline, before trusting it.
             ref = broker.remoteForName("root")
-            check = ref.callRemote("hello").addTimeout(CONNECT_TIMEOUT, self._reactor)
+            check = ref.callRemote("hello", _LeaseListener(self, peer_id, broker))
+            check.addTimeout(CONNECT_TIMEOUT, self._reactor)
 
             def failed(f):
                 broker.transport.loseConnection()
@@ -139,7 +143,36 @@ class Peers:
         if self._brokers.get(peer_id) is broker:
             del self._brokers[peer_id]
             self._refs.pop(peer_id, None)
+            self._leases.pop(peer_id, None)
             self._on_lost(peer_id)
+
+    # -- leases: sends without the owner's check at the first write ----------------------
+    # A first write to a channel's send file waits for its owner's check (closed? removed?),
+    # so that bash's builtin echo, which ignores close(2), still sees a refusal.  Once a
+    # send to a buffered channel has passed that check, the owner grants this connection a
+    # lease in its answer (`circuit.pb.server.PeerSession._grant`): it will say "ended" on
+    # the same connection when the channel closes or goes.  Until then this host answers
+    # the first write itself, and the send is one message (`put`) at the close: one round
+    # trip, not two.
+    def connection(self, peer_id: str) -> Optional[pb.Broker]:
+        """The connection to the peer now (a token for `granted`); None while there is none."""
+        return self._brokers.get(peer_id)
+
+    def granted(self, peer_id: str, channel: str, connection) -> None:
+        """The owner granted a lease on ``channel`` in its answer to a send asked on
+        ``connection`` (still the connection now: a lease lives and dies with it)."""
+        if connection is not None and self._brokers.get(peer_id) is connection:
+            self._leases.setdefault(peer_id, {})[channel] = connection
+
+    def leased(self, peer_id: str, channel: str) -> bool:
+        held = self._leases.get(peer_id)
+        return held is not None and held.get(channel) is not None \
+            and held[channel] is self._brokers.get(peer_id)
+
+    def _ended(self, peer_id: str, connection, channel: str) -> None:
+        held = self._leases.get(peer_id)
+        if held is not None and held.get(channel) is connection:
+            del held[channel]
 
     def call(self, peer_id: Optional[str], url: str, method: str, *args, timeout: Optional[float] = None
              ) -> Deferred:
@@ -218,3 +251,15 @@ class Peers:
 
     def is_connected(self, peer_id: str) -> bool:
         return peer_id in self._refs
+
+
+class _LeaseListener(pb.Referenceable):
+    """Given to a peer with the first call on a connection: it says here when a lease it
+    granted on that connection ends (its channel closed or removed)."""
+
+    def __init__(self, peers: Peers, peer_id: str, connection):
+        self._peers, self._peer_id, self._connection = peers, peer_id, connection
+
+    def remote_ended(self, channel) -> None:
+        if isinstance(channel, str):
+            self._peers._ended(self._peer_id, self._connection, channel)

@@ -203,14 +203,29 @@ class RemoteHostTree:
                 lambda streaming: RemoteHandle(self, hid, streaming, flags, caller, plain=True))
         # Control files: the open travels with the first read or write (one message
         # instead of two); a refused open shows there.  A handle never used costs nothing.
-        return succeed(RemoteHandle(self, hid, True, flags, caller, opening=request))
+        return succeed(RemoteHandle(self, hid, True, flags, caller, opening=request,
+                                    lease=_lease(path, flags)))
+
+    # Leases (circuit.pb.peers): a send to a channel that passed the owner's check lets
+    # the next ones answer their first write here, until the owner says the channel ended.
+    def leased(self, channel: str) -> bool:
+        return self.peers.leased(self.host_id, channel)
+
+    def lease_asked(self) -> Any:
+        """Taken when a send that may earn a lease leaves: the connection it goes on."""
+        return self.peers.connection(self.host_id)
+
+    def granted(self, channel: str, asked: Any) -> None:
+        """The owner's answer to that send granted a lease (`PeerSession._grant`)."""
+        self.peers.granted(self.host_id, channel, asked)
 
     def put(self, path: tuple, data: bytes, caller: ICaller) -> Deferred:
         if len(data) > wire.MAX_CHUNK:
             return whole.put(self, path, data, caller)  # open, then in chunks
         hid = next(self._handles)
         handle = RemoteHandle(self, hid, True, whole.PUT, caller)
-        handle._sending = _Sending(handle, putting=(wire.path_to_wire(path), hid, data))
+        handle._sending = _Sending(handle, putting=(wire.path_to_wire(path), hid, data),
+                                   lease=_lease(path, whole.PUT))
         return handle._sending.start().addBoth(lambda result: (handle.release(), result)[1])
 
     def make(self, path: tuple, content: bytes, caller: ICaller) -> Deferred:
@@ -222,6 +237,13 @@ class RemoteHostTree:
         # Check now that the owner accepts this clause (EINVAL at write time, as locally).
         return self.call("clause_check", wire.path_to_wire(path), op, spelled).addCallback(
             lambda _: _remote_clause(self, path, op, spelled))
+
+
+def _lease(path: tuple, flags: OpenFlags) -> Optional[str]:
+    """The channel a send through ``path`` may hold a lease on (`RemoteHostTree.leased`)."""
+    if flags.write and len(path) == 4 and path[:2] == ("dc", "chan") and path[3] == "send":
+        return path[2]
+    return None
 
 
 def _remote_clause(tree: RemoteHostTree, path: tuple, op: str, spelled: str) -> Clause:
@@ -291,9 +313,15 @@ class RemoteHandle(Handle):
     """An open file on another host, read and written in chunks."""
 
     def __init__(self, tree: RemoteHostTree, hid: int, streaming: bool, flags: OpenFlags,
-                 caller: ICaller, opening: Optional[tuple] = None, plain: bool = False):
+                 caller: ICaller, opening: Optional[tuple] = None, plain: bool = False,
+                 lease: Optional[str] = None):
         self._tree = tree
         self._hid = hid
+        self._lease = lease  # the channel, for a channel's send file: see write
+        self._request = opening  # to open it again after a put (_again)
+        self._held: Optional[bytearray] = None  # written under a lease, not yet sent
+        self._put = False  # the last flush was a put (the owner closes its file after) ...
+        self._kept_open = False  # ... unless the channel was full: then it keeps it for us
         self.streaming = streaming
         self.plain = plain
         self._flags = flags
@@ -435,7 +463,24 @@ class RemoteHandle(Handle):
             self._tree.tell("unread", self._hid)
 
     def write(self, offset: int, data: bytes) -> Deferred:
+        if self._put:
+            if not self._sending.finished.called:  # a write beside a close: after it
+                return self._sending.finished.addBoth(lambda _: self.write(offset, data))
+            self._again()
         self._written = True
+        held = self._held
+        if held is not None:
+            if offset == len(held) and len(held) + len(data) <= wire.MAX_CHUNK:
+                held += data
+                return succeed(len(data))
+            self._send_held()
+        elif not self._wrote_once and offset == 0 and len(data) <= wire.MAX_CHUNK \
+                and self._lease is not None and self._tree.leased(self._lease):
+            # Under a lease the owner has checked this channel and will say if it ends:
+            # keep what is written, and send it whole at the close (`put`: one round trip).
+            self._wrote_once = True
+            self._held = bytearray(data)
+            return succeed(len(data))
         # An empty write travels too: it says "the empty message" to the owner's flush.
         pieces = [data[i: i + wire.MAX_CHUNK] for i in range(0, len(data), wire.MAX_CHUNK)] or [b""]
         if not self._wrote_once:
@@ -443,10 +488,11 @@ class RemoteHandle(Handle):
             # (bash's builtin echo ignores close(2)); later ones go behind, up to BEHIND
             # unanswered, and a refusal among them reaches the next write or the close.
             self._wrote_once = True
+            asked = self._tree.lease_asked() if self._lease is not None else None
             writes = [self._ask("write", self._hid, offset + i * wire.MAX_CHUNK, p)
                       for i, p in enumerate(pieces)]
             return gatherResults(writes, consumeErrors=True).addCallbacks(
-                lambda _: len(data), lambda f: f.value.subFailure)
+                lambda answers: self._passed(asked, answers[0], len(data)), lambda f: f.value.subFailure)
         if self._behind_error is not None:
             return fail(self._behind_error)
         for i, p in enumerate(pieces):
@@ -454,6 +500,27 @@ class RemoteHandle(Handle):
             self._behind.append(d)
             d.addBoth(self._write_landed, d)
         return self._all_but(BEHIND).addCallback(lambda _: len(data))
+
+    def _passed(self, asked, answer, result):
+        if self._lease is not None and answer == wire.LEASED:
+            self._tree.granted(self._lease, asked)
+        return result
+
+    def _send_held(self) -> None:
+        """More than a chunk under a lease: what was held goes as the first write, behind
+        the writer (it was told it was written); a refusal reaches the next write or the close."""
+        data, self._held = bytes(self._held), None
+        d = self._ask("write", self._hid, 0, data)
+        self._behind.append(d)
+        d.addBoth(self._write_landed, d)
+
+    def _again(self) -> None:
+        """Written to again after a put closed the owner's file: a new file there, opened
+        with the next write, as at the first."""
+        self._hid = next(self._tree._handles)
+        path, flags, mode, _ = self._request
+        self._opening = self._request = (path, flags, mode, self._hid)
+        self._put = self._kept_open = self._released = self._wrote_once = False
 
     def _write_landed(self, result, d: Deferred) -> None:
         self._behind.remove(d)
@@ -474,7 +541,14 @@ class RemoteHandle(Handle):
         if not (self._flags.write and self._written):
             return succeed(None)  # nothing to deliver (the shell's early flush): spare the trip
         self._written = False
-        self._sending = _Sending(self)
+        if self._held is not None:
+            # Open, write and deliver in one message; the owner closes its file after.
+            data, self._held = bytes(self._held), None
+            path, _, _, hid = self._opening
+            self._opening, self._put = None, True
+            self._sending = _Sending(self, putting=(path, hid, data), lease=self._lease)
+        else:
+            self._sending = _Sending(self)
         return self._sending.start()
 
     def release(self) -> Deferred:
@@ -489,6 +563,8 @@ class RemoteHandle(Handle):
         return self._release()
 
     def _release(self) -> Deferred:
+        if self._put and not self._kept_open:
+            return succeed(None)  # the put closed it over there, or never left
         # Nobody waits for it (close(2) has returned): one message, no answer.
         return self._ask("release", self._hid, answer=False)
 
@@ -529,9 +605,11 @@ class _Sending:
     just before: its send counts as made (close returns 0) and we see it through.
     """
 
-    def __init__(self, handle: RemoteHandle, putting: Optional[tuple] = None):
+    def __init__(self, handle: RemoteHandle, putting: Optional[tuple] = None,
+                 lease: Optional[str] = None):
         self.handle = handle
         self._putting = putting  # (path, hid, content): the first attempt opens and writes too
+        self._lease = lease  # the channel a put that passes the owner's check is leased
         self.done: Deferred = Deferred(self._cancelled)  # what the writer waits for
         self.finished: Deferred = Deferred()  # when nothing of it is in flight any more
         self.in_flight = False
@@ -557,16 +635,22 @@ class _Sending:
             return self._end(errors.Interrupted("the writer went away; nothing was sent"))
         self.in_flight = True
         if self._putting is not None:
+            asked = h._tree.lease_asked() if self._lease is not None else None
             attempt = h._tree.call("put", *self._putting)
             self._putting = None
-            attempt.addBoth(self._put_answered)
+            attempt.addBoth(self._put_answered, asked)
         else:
             attempt = h._ask("flush", h._hid)
         attempt.addCallbacks(self._sent, self._refused)
 
-    def _put_answered(self, result):
-        if not (isinstance(result, Failure) and result.check(errors.WouldBlock)):
+    def _put_answered(self, result, asked):
+        full = isinstance(result, Failure) and result.check(errors.WouldBlock)
+        if full:
+            self.handle._kept_open = True
+        else:
             self.handle._released = True  # the owner closed it; on EAGAIN it keeps it open
+        if self._lease is not None and result == wire.LEASED:
+            self.handle._tree.granted(self._lease, asked)
         return result
 
     def _sent(self, _) -> None:

@@ -12,7 +12,7 @@ import bisect
 from collections import Counter
 
 from itertools import count
-from typing import Optional
+from typing import Callable, Optional
 
 from cryptography import x509
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
@@ -21,6 +21,7 @@ from twisted.spread import pb
 from zope.interface import implementer
 
 from circuit import errors
+from circuit.core.channel import Channel
 from circuit.interfaces import ICaller, IHandle
 from circuit.pb import wire
 from circuit.pb.broker import Broker, strict_security
@@ -90,6 +91,10 @@ class PeerSession(pb.Referenceable):
         self._held: dict[int, bytes] = {}
         self._caller = _ConnectionCaller(self)
         self._listing: Optional[tuple] = None  # (path, names, entries): the listing being paged
+        # Leases (circuit.pb.peers): the peer's listener, given with hello, and the channels
+        # it may send to without our check at its first write, each with its end hook.
+        self._listener: Optional[pb.RemoteReference] = None
+        self._leased: dict[Channel, Callable[[], None]] = {}
         host = getattr(node, "host", None)
         self._requests = host.requests if host is not None else Counter()
         broker.notifyOnDisconnect(self._disconnected)
@@ -123,6 +128,9 @@ class PeerSession(pb.Referenceable):
         if self.closed:
             return
         self.closed = True
+        for channel, hook in self._leased.items():  # they end with the connection
+            channel.forget_end(hook)
+        self._leased.clear()
         self.session.close(lost=True)  # an answer that took a message may or may not have arrived
 
     # -- plumbing ------------------------------------------------------------------------
@@ -136,8 +144,57 @@ class PeerSession(pb.Referenceable):
     def remote_cancel(self, call_id) -> None:
         self.session.cancel(call_id)
 
-    def remote_hello(self):
+    def remote_hello(self, listener=None):
+        if isinstance(listener, pb.RemoteReference):
+            self._listener = listener
         return wire.ok(self.node.host_id)
+
+    # -- leases (circuit.pb.peers) ---------------------------------------------------------
+    def _lease_of(self, path) -> Optional[tuple[Channel, str]]:
+        """The channel whose send file ``path`` is, and its name, if a send to it may earn
+        a lease."""
+        if self._listener is None:
+            return None
+        try:
+            p = wire.path_from_wire(path)
+        except errors.CircuitError:
+            return None
+        if len(p) != 4 or p[:2] != ("dc", "chan") or p[3] != "send":
+            return None
+        try:
+            channel = self.node.host.get("chan", p[2])
+        except (errors.CircuitError, AttributeError):
+            return None
+        return (channel, p[2]) if isinstance(channel, Channel) else None
+
+    def _grant(self, answer, lease: tuple[Channel, str]):
+        """The answer to a send's first write or put: if the send passed our check, the
+        peer may answer the first write of its next sends to this channel itself, until we
+        say it ended (circuit.pb.peers).  Said in the answer (`LEASED`), which the peer's
+        write ignored before leases.  Not for a rendezvous: there the next send would find
+        no reader yet and wait a round trip more than with its first write checked."""
+        channel, name = lease
+        if wire.refusal_code(answer) is not None or self.closed or not channel.cap:
+            return answer
+        if channel.closed or channel.removed:
+            return answer  # ended since the check
+        if channel not in self._leased:
+            def ended() -> None:
+                # At once: a close or rmdir from the peer itself is answered after this,
+                # so its next send is checked again.
+                self._leased.pop(channel, None)
+                self._say_ended(name)
+            self._leased[channel] = ended
+            channel.on_end(ended)
+        return wire.ok(wire.LEASED)
+
+    def _say_ended(self, name: str) -> None:
+        if self.closed or self._listener is None:
+            return
+        try:
+            self._listener.callRemote("ended", name, pbanswer=False)
+        except pb.DeadReferenceError:  # gone: the peer's leases went with the connection
+            pass
 
     # -- membership: hosts only ----------------------------------------------------------
     def _member(self, fn) -> Deferred:
@@ -229,7 +286,11 @@ class PeerSession(pb.Referenceable):
         if method not in ("read", "write", "flush", "release"):
             return succeed(wire.refused(errors.Invalid.errno, f"cannot open and then {method!r}"))
         self.remote_open(path, flags, mode, hid)  # local opens are done at once
-        return getattr(self, "remote_" + method)(*args)  # args begin with the handle
+        lease = self._lease_of(path) if method == "write" else None
+        answer = getattr(self, "remote_" + method)(*args)  # args begin with the handle
+        if lease is not None:  # the send's first write: a lease if it passed our check
+            answer.addCallback(self._grant, lease)
+        return answer
 
     def _handle(self, hid) -> IHandle:
         return self.session.file(hid).handle  # a refused open's failure, for what followed it
@@ -296,6 +357,7 @@ class PeerSession(pb.Referenceable):
         if refused is not None:
             return succeed(refused)
         here = (self.node.host_id,) + wire.path_from_wire(path)
+        lease = self._lease_of(path)
 
         async def put():
             await self.session.open(here, whole.PUT, self._caller, number=hid, pipelined=False)
@@ -309,7 +371,10 @@ class PeerSession(pb.Referenceable):
                 await self.session.release(hid)
                 raise
             await self.session.release(hid)
-        return self._answer(lambda: ensureDeferred(put()))
+        answer = self._answer(lambda: ensureDeferred(put()))
+        if lease is not None:
+            answer.addCallback(self._grant, lease)
+        return answer
 
     def remote_make(self, path, content):
         """Make an element and deliver its first file (`circuit.tree.whole.make`)."""
@@ -382,6 +447,6 @@ def listen(reactor, addr: str, credentials, root: PeerRoot) -> Deferred:
     host, _, port = addr.rpartition(":")
     endpoint = endpoints.SSL4ServerEndpoint(reactor, int(port), server_options(credentials),
                                             interface=host.strip("[]"))
-    factory = pb.PBServerFactory(root, security=strict_security())
+    factory = pb.PBServerFactory(root, security=strict_security(references=True))
     factory.protocol = Broker
     return endpoint.listen(factory)

@@ -48,11 +48,16 @@ def test_a_writer_killed_as_a_reader_arrives_sends_nothing(pair, where):
         assert writer_gives_up(c, writer, _via(b, a, c)) == "kept\n"
 
 
-def test_a_writer_on_another_host_killed_while_the_channel_is_full_sends_nothing(pair):
+@pytest.mark.parametrize("leased", [False, True], ids=["checked", "leased"])
+def test_a_writer_on_another_host_killed_while_the_channel_is_full_sends_nothing(pair, leased):
+    # leased: the message that fills the channel went through B too, so B holds a lease and
+    # the writer's send is one put, answered EAGAIN, then a wait for room on A.
     a, b = pair
     for i in range(ROUNDS):
-        c = _chan(a, f"full-{i}", 1)
-        assert writer_gives_up(c, _via(b, a, c), c, prefill=1) == "first0\nkept\n"
+        c = _chan(a, f"full-{leased}-{i}", 1)
+        via = _via(b, a, c)
+        assert writer_gives_up(c, via, c, prefill=1, prefill_chan=via if leased else None) \
+            == "first0\nkept\n"
 
 
 def test_a_big_message_from_a_writer_on_another_host_that_gave_up_is_not_sent(pair, tmp_path):

@@ -163,3 +163,54 @@ def test_a_rename_cannot_cross_hosts(trio):
     assert (a.root / "fs" / "moving").read_text() == "here\n"
     os.rename(src, b.mount / a.host_id / "fs" / "moved")  # within one host it works
     assert (a.root / "fs" / "moved").read_text() == "here\n"
+
+
+def _served(host) -> dict:
+    return json.loads(host.sh("cat sys/stat").stdout)["requests"]
+
+
+def _more(after: dict, before: dict) -> dict:
+    return {k: after[k] - before.get(k, 0) for k in after
+            if k.startswith("pb ") and after[k] != before.get(k, 0)}
+
+
+def test_a_send_that_passed_the_check_lets_the_next_go_in_one_trip_until_the_channel_ends(trio):
+    a, b, _ = trio
+    a.sh("mkdir dc/chan/leased && echo 10 > dc/chan/leased/cap")
+    ch = b.mount / a.host_id / "dc" / "chan" / "leased"
+    first = _served(a)
+    b.sh(f"echo one > {ch}/send")  # its first write waits for A's check: a lease
+    second = _served(a)
+    b.sh(f"echo two > {ch}/send")  # under the lease: open, write and deliver in one message
+    third = _served(a)
+    assert _more(second, first).get("pb opened") == 1, _more(second, first)
+    assert _more(third, second) == {"pb put": 1}, _more(third, second)
+    # Closed from B: A says the lease ended before it answers the close, so bash's builtin
+    # echo, which ignores close(2), sees the refusal at its write again.
+    b.sh(f"echo > {ch}/close")
+    r = b.sh(f"echo three > {ch}/send", check=False)
+    assert r.returncode == 1 and "Broken pipe" in r.stderr, r
+    assert "closed" in (ch / "error").read_text()
+    assert a.sh("cat dc/chan/leased/recv").stdout == "one\n"
+    assert a.sh("cat dc/chan/leased/recv").stdout == "two\n"
+    # Removed and made again: a new channel, checked again, leased again.
+    b.sh(f"rmdir {ch} && mkdir {ch} && echo 1 > {ch}/cap")
+    before = _served(a)
+    b.sh(f"echo four > {ch}/send")
+    assert _more(_served(a), before).get("pb opened") == 1
+    assert a.sh("cat dc/chan/leased/recv").stdout == "four\n"
+
+
+def test_a_rendezvous_is_not_leased(trio):
+    # A put would mostly find no reader yet and wait a round trip more (EAGAIN, then
+    # flush_ready) than a send whose first write is checked while the reader comes.
+    a, b, _ = trio
+    a.sh("mkdir dc/chan/meet && echo 0 > dc/chan/meet/cap")
+    ch = b.mount / a.host_id / "dc" / "chan" / "meet"
+    for word in ("one", "two"):
+        reader = subprocess.Popen(["cat", str(a.root / "dc/chan/meet/recv")], stdout=subprocess.PIPE)
+        wait_for(lambda: chan_stat(a.root / "dc/chan/meet")["receivers_waiting"] == 1, what="the reader")
+        before = _served(a)
+        b.sh(f"echo {word} > {ch}/send")
+        assert "pb put" not in _more(_served(a), before)
+        assert reader.communicate(timeout=10)[0] == f"{word}\n".encode()
