@@ -1,7 +1,11 @@
 """Every element of another host, through the local mount, with the same semantics."""
+import errno
 import json
 import os
 import subprocess
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from conftest import members
 from helpers import chan_stat, wait_for
@@ -214,3 +218,65 @@ def test_a_rendezvous_is_not_leased(trio):
         b.sh(f"echo {word} > {ch}/send")
         assert "pb put" not in _more(_served(a), before)
         assert reader.communicate(timeout=10)[0] == f"{word}\n".encode()
+
+
+_examples = iter(range(1_000_000))
+_op = st.tuples(st.sampled_from(["send", "send", "recv", "close", "remake"]), st.sampled_from("ab"))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(_op, max_size=14), cap=st.integers(1, 3))
+@example(ops=[("send", "b"), ("send", "b"), ("close", "b"), ("send", "b")], cap=3)  # leased, then closed
+@example(ops=[("send", "b"), ("remake", "b"), ("send", "b"), ("send", "b"), ("recv", "b"),
+              ("close", "a"), ("send", "b"), ("recv", "a")], cap=2)  # a new channel of the same name
+def test_sends_with_and_without_leases_each_accepted_once_in_order(trio, ops, cap):
+    """Sends from B (leased after the first) and from A, closes, receives and a channel removed
+    and made again, in any order: every send accepted is received once, in order; a send after
+    a close is refused, at write(2) when the close came through the sender's own host."""
+    a, b, _ = trio
+    name = f"prop{next(_examples)}"
+    paths = {"a": a.root / "dc" / "chan" / name, "b": b.mount / a.host_id / "dc" / "chan" / name}
+
+    def make(host):
+        paths[host].mkdir()
+        (paths[host] / "cap").write_text(f"{cap}\n")
+    make("a")
+    queue, closed_by, words = [], None, iter(range(100))
+    for op, host in ops:
+        ch = paths[host]
+        if op == "send":
+            if closed_by is None and len(queue) == cap:
+                continue  # it would wait for a receive
+            word = f"m{next(words)}\n".encode()
+            fd = os.open(ch / "send", os.O_WRONLY | os.O_TRUNC)
+            wrote = closed = None
+            try:
+                os.write(fd, word)
+                wrote = True
+            except OSError as e:
+                wrote = e.errno
+            try:
+                os.close(fd)
+                closed = True
+            except OSError as e:
+                closed = e.errno
+            if closed_by is None:
+                assert (wrote, closed) == (True, True)
+                queue.append(word)
+            elif closed_by == host or host == "a":
+                assert wrote == errno.EPIPE, (wrote, closed)
+            else:  # closed on A, sent from B: B hears of it one one-way trip later
+                assert errno.EPIPE in (wrote, closed), (wrote, closed)
+        elif op == "recv" and queue:
+            assert (ch / "recv").read_bytes() == queue.pop(0)
+        elif op == "close" and closed_by is None:
+            (ch / "close").write_text("\n")
+            closed_by = host
+        elif op == "remake":
+            os.rmdir(ch)
+            make(host)
+            queue, closed_by = [], None
+    while queue:
+        assert (paths["a"] / "recv").read_bytes() == queue.pop(0)
+    assert chan_stat(paths["a"])["len"] == 0
+    os.rmdir(paths["a"])
