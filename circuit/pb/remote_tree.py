@@ -465,7 +465,9 @@ class RemoteHandle(Handle):
     def write(self, offset: int, data: bytes) -> Deferred:
         if self._put:
             if not self._sending.finished.called:  # a write beside a close: after it
-                return self._sending.finished.addBoth(lambda _: self.write(offset, data))
+                after: Deferred = Deferred()
+                self._sending.finished.addBoth(lambda result: (after.callback(None), result)[1])
+                return after.addCallback(lambda _: self.write(offset, data))
             self._again()
         self._written = True
         held = self._held
@@ -475,7 +477,8 @@ class RemoteHandle(Handle):
                 return succeed(len(data))
             self._send_held()
         elif not self._wrote_once and offset == 0 and len(data) <= wire.MAX_CHUNK \
-                and self._lease is not None and self._tree.leased(self._lease):
+                and self._opening is not None and self._lease is not None \
+                and self._tree.leased(self._lease):
             # Under a lease the owner has checked this channel and will say if it ends:
             # keep what is written, and send it whole at the close (`put`: one round trip).
             self._wrote_once = True

@@ -189,6 +189,13 @@ def test_a_send_that_passed_the_check_lets_the_next_go_in_one_trip_until_the_cha
     third = _served(a)
     assert _more(second, first).get("pb opened") == 1, _more(second, first)
     assert _more(third, second) == {"pb put": 1}, _more(third, second)
+    # A descriptor written, flushed (a duplicate closed), written again: two messages, the
+    # second in a new file on A after the put closed the first.
+    fd = os.open(ch / "send", os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, b"two-a\n")
+    os.close(os.dup(fd))
+    os.write(fd, b"two-b\n")
+    os.close(fd)
     # Closed from B: A says the lease ended before it answers the close, so bash's builtin
     # echo, which ignores close(2), sees the refusal at its write again.
     b.sh(f"echo > {ch}/close")
@@ -197,6 +204,8 @@ def test_a_send_that_passed_the_check_lets_the_next_go_in_one_trip_until_the_cha
     assert "closed" in (ch / "error").read_text()
     assert a.sh("cat dc/chan/leased/recv").stdout == "one\n"
     assert a.sh("cat dc/chan/leased/recv").stdout == "two\n"
+    assert a.sh("cat dc/chan/leased/recv").stdout == "two-a\n"
+    assert a.sh("cat dc/chan/leased/recv").stdout == "two-b\n"
     # Removed and made again: a new channel, checked again, leased again.
     b.sh(f"rmdir {ch} && mkdir {ch} && echo 1 > {ch}/cap")
     before = _served(a)
