@@ -165,9 +165,8 @@ class Peers:
             self._leases.setdefault(peer_id, {})[channel] = connection
 
     def leased(self, peer_id: str, channel: str) -> bool:
-        held = self._leases.get(peer_id)
-        return held is not None and held.get(channel) is not None \
-            and held[channel] is self._brokers.get(peer_id)
+        connection = self._leases.get(peer_id, {}).get(channel)
+        return connection is not None and connection is self._brokers.get(peer_id)
 
     def _ended(self, peer_id: str, connection, channel: str) -> None:
         held = self._leases.get(peer_id)

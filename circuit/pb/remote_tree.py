@@ -223,9 +223,8 @@ class RemoteHostTree:
         if len(data) > wire.MAX_CHUNK:
             return whole.put(self, path, data, caller)  # open, then in chunks
         hid = next(self._handles)
-        handle = RemoteHandle(self, hid, True, whole.PUT, caller)
-        handle._sending = _Sending(handle, putting=(wire.path_to_wire(path), hid, data),
-                                   lease=_lease(path, whole.PUT))
+        handle = RemoteHandle(self, hid, True, whole.PUT, caller, lease=_lease(path, whole.PUT))
+        handle._sending = _Sending(handle, putting=(wire.path_to_wire(path), hid, data))
         return handle._sending.start().addBoth(lambda result: (handle.release(), result)[1])
 
     def make(self, path: tuple, content: bytes, caller: ICaller) -> Deferred:
@@ -549,7 +548,7 @@ class RemoteHandle(Handle):
             data, self._held = bytes(self._held), None
             path, _, _, hid = self._opening
             self._opening, self._put = None, True
-            self._sending = _Sending(self, putting=(path, hid, data), lease=self._lease)
+            self._sending = _Sending(self, putting=(path, hid, data))
         else:
             self._sending = _Sending(self)
         return self._sending.start()
@@ -608,11 +607,9 @@ class _Sending:
     just before: its send counts as made (close returns 0) and we see it through.
     """
 
-    def __init__(self, handle: RemoteHandle, putting: Optional[tuple] = None,
-                 lease: Optional[str] = None):
+    def __init__(self, handle: RemoteHandle, putting: Optional[tuple] = None):
         self.handle = handle
         self._putting = putting  # (path, hid, content): the first attempt opens and writes too
-        self._lease = lease  # the channel a put that passes the owner's check is leased
         self.done: Deferred = Deferred(self._cancelled)  # what the writer waits for
         self.finished: Deferred = Deferred()  # when nothing of it is in flight any more
         self.in_flight = False
@@ -638,7 +635,7 @@ class _Sending:
             return self._end(errors.Interrupted("the writer went away; nothing was sent"))
         self.in_flight = True
         if self._putting is not None:
-            asked = h._tree.lease_asked() if self._lease is not None else None
+            asked = h._tree.lease_asked() if h._lease is not None else None
             attempt = h._tree.call("put", *self._putting)
             self._putting = None
             attempt.addBoth(self._put_answered, asked)
@@ -652,8 +649,8 @@ class _Sending:
             self.handle._kept_open = True
         else:
             self.handle._released = True  # the owner closed it; on EAGAIN it keeps it open
-        if self._lease is not None and result == wire.LEASED:
-            self.handle._tree.granted(self._lease, asked)
+        if self.handle._lease is not None and result == wire.LEASED:
+            self.handle._tree.granted(self.handle._lease, asked)
         return result
 
     def _sent(self, _) -> None:

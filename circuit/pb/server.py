@@ -32,6 +32,7 @@ from circuit.tree.session import Session
 log = Logger("circuit.pb")
 
 MAX_PENDING_CALLS = 10000
+_LEASED = wire.ok(wire.LEASED)  # the answer that grants a lease, made once
 MAX_OPEN_HANDLES = 100000
 
 
@@ -174,7 +175,7 @@ class PeerSession(pb.Referenceable):
         write ignored before leases.  Not for a rendezvous: there the next send would find
         no reader yet and wait a round trip more than with its first write checked."""
         channel, name = lease
-        if wire.refusal_code(answer) is not None or self.closed or not channel.cap:
+        if wire.is_refusal(answer) or self.closed or not channel.cap:
             return answer
         if channel.closed or channel.removed:
             return answer  # ended since the check
@@ -186,7 +187,7 @@ class PeerSession(pb.Referenceable):
                 self._say_ended(name)
             self._leased[channel] = ended
             channel.on_end(ended)
-        return wire.ok(wire.LEASED)
+        return _LEASED
 
     def _say_ended(self, name: str) -> None:
         if self.closed or self._listener is None:

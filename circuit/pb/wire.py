@@ -11,7 +11,7 @@ machinery (tracebacks, class names) is never involved.
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 from twisted.internet.defer import CancelledError, TimeoutError
 from twisted.logger import Logger
@@ -58,14 +58,9 @@ def refused(code: int, why: str) -> bytes:
 LEASED = "leased"  # a send's answer: the next sends to its channel may skip the check
 
 
-def refusal_code(answer: Any) -> Optional[int]:
-    """The errno of a refusal answered (as `refused` makes it), or None for any other answer."""
-    if isinstance(answer, bytes) and answer[:1] == b"E":
-        try:
-            return int(json.loads(answer[1:])[0])
-        except (ValueError, TypeError, IndexError):
-            return errors.CircuitError.errno
-    return None
+def is_refusal(answer: Any) -> bool:
+    """Is this answer a refusal (as `refused` makes it)?"""
+    return isinstance(answer, bytes) and answer[:1] == b"E"
 
 
 def refusal(failure) -> bytes:
