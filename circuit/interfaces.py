@@ -68,6 +68,8 @@ class IHandle(Interface):
 
     streaming = Attribute("True if reads may block or the size is unknown")
     plain = Attribute("True for an ordinary file (under fs/): its size is real and it may be cached")
+    settled = Attribute("True while everything written took effect at its write (cap's line, "
+                        "run's document): a flush now delivers nothing")
 
     def read(offset: int, size: int):
         """Deferred[bytes]: up to size bytes at offset; b"" means end of file."""

@@ -494,7 +494,7 @@ class RemoteHandle(Handle):
             writes = [self._ask("write", self._hid, offset + i * wire.MAX_CHUNK, p)
                       for i, p in enumerate(pieces)]
             return gatherResults(writes, consumeErrors=True).addCallbacks(
-                lambda answers: self._passed(asked, answers[0], len(data)), lambda f: f.value.subFailure)
+                lambda answers: self._passed(asked, answers, len(data)), lambda f: f.value.subFailure)
         if self._behind_error is not None:
             return fail(self._behind_error)
         for i, p in enumerate(pieces):
@@ -503,9 +503,11 @@ class RemoteHandle(Handle):
             d.addBoth(self._write_landed, d)
         return self._all_but(BEHIND).addCallback(lambda _: len(data))
 
-    def _passed(self, asked, answer, result):
-        if self._lease is not None and answer == wire.LEASED:
+    def _passed(self, asked, answers: list, result):
+        if self._lease is not None and answers[0] == wire.LEASED:  # the open's answer
             self._tree.granted(self._lease, asked)
+        elif answers[-1] == wire.SETTLED:
+            self._written = False  # it took effect at the write: the close need not ask again
         return result
 
     def _send_held(self) -> None:

@@ -331,7 +331,11 @@ class PeerSession(pb.Referenceable):
     def remote_write(self, hid, offset, data, call_id):
         if not isinstance(data, bytes) or len(data) > wire.MAX_CHUNK:
             return succeed(wire.refused(errors.Invalid.errno, "a write must be bytes, at most 256 KiB"))
-        return self._blocking(call_id, lambda: self._handle(hid).write(int(offset), data))
+        def write():
+            handle = self._handle(hid)
+            return handle.write(int(offset), data).addCallback(
+                lambda n: wire.SETTLED if handle.settled else n)
+        return self._blocking(call_id, write)
 
     def remote_flush(self, hid, call_id):
         """Deliver now or answer EAGAIN: a writer on another host never waits inside a

@@ -56,6 +56,7 @@ def refused(code: int, why: str) -> bytes:
 
 
 LEASED = "leased"  # a send's answer: the next sends to its channel may skip the check
+SETTLED = "settled"  # a write's answer: it took effect there (handles.APPLIED), no flush needed
 
 
 def is_refusal(answer: Any) -> bool:

@@ -1,10 +1,12 @@
 """The control files of ``chan/NAME``."""
 from __future__ import annotations
 
+from typing import Optional
+
 from circuit import errors
 from circuit.core.select import Clause
 from circuit.tree.context import ElementContext, as_json
-from circuit.tree.handles import MAX_MESSAGE, MessageHandle, ResultHandle, TextHandle
+from circuit.tree.handles import APPLIED, MAX_MESSAGE, MessageHandle, ResultHandle, TextHandle
 from circuit.tree.table import ControlFile, table
 from circuit.tree.whole import CHUNK
 
@@ -16,10 +18,14 @@ def _parse_cap(text: bytes) -> int:
     return int(word)
 
 
-def _check_cap(ch, text: bytes) -> None:
+def _check_cap(ch, text: bytes) -> Optional[str]:
     ch.check_cap()
     if text.strip():
-        _parse_cap(text)
+        cap = _parse_cap(text)
+        if text.endswith(b"\n"):  # a whole line: set now (one round trip less from afar)
+            ch.set_cap(cap)
+            return APPLIED
+    return None
 
 
 def _cap(ctx: ElementContext, flags, caller):

@@ -21,6 +21,7 @@ class Handle:
 
     streaming = False
     plain = False
+    settled = False  # everything written took effect at its write: a flush has nothing to do
 
     def read(self, offset: int, size: int) -> Deferred:
         return fail(errors.ReadOnly("this file is not readable"))
@@ -84,6 +85,11 @@ def hand_over(handle: IHandle, caller) -> None:
         else:
             handle.unread()
             raise errors.Interrupted("the reader went away; the message stays in its channel")
+
+
+# What a check answers when what was written is whole and has taken effect at that
+# write (a line of `cap`, a JSON document of `run`): nothing is left for the close.
+APPLIED = "applied"
 
 
 # What one open-write-close may carry: a message (send, a select's write.N), and
@@ -275,7 +281,10 @@ class MessageHandle(Handle):
     writes after it until the flush are refused too (see `_refuse`).
     ``check_state`` is the same for a file whose refusals do not depend on what is
     written (send, close): what was written is then never joined until the flush,
-    so a 64 MiB message in hundreds of writes is copied once.
+    so a 64 MiB message in hundreds of writes is copied once.  A ``check`` that finds
+    a whole value (a line of ``cap``, a JSON document of ``run``) applies it there
+    and answers `APPLIED`: the close has nothing left to do, and across hosts needs
+    no round trip (`settled`); only the end of the line may follow it.
 
     ``deliver_now`` and ``ready`` serve a writer on another host, whose own host
     asks it "still there?" before every attempt: `try_flush` delivers only if that
@@ -322,6 +331,9 @@ class MessageHandle(Handle):
         # Offsets are ignored: O_APPEND on a size-0 file writes at 0 every time.
         if self._refusal is not None:
             return fail(self._refusal)  # the rest of a refused text is refused too
+        if self.settled and not data.strip():
+            return succeed(len(data))  # the line's end after a value that took effect
+        self.settled = False
         if self._size + len(data) > self._limit:
             return fail(self._refuse(errors.TooBig(
                 f"this file takes at most {self._limit} bytes at a time; nothing was delivered")))
@@ -336,7 +348,13 @@ class MessageHandle(Handle):
             if failure.check(errors.CircuitError):
                 self._refuse(failure.value)
             return failure
-        return maybeDeferred(self._check).addCallbacks(lambda _: len(data), refused)
+        return maybeDeferred(self._check).addCallbacks(self._checked, refused, (len(data),))
+
+    def _checked(self, result: Any, written: int) -> int:
+        if result == APPLIED:  # whole, and in effect: the close delivers nothing more
+            self._pieces, self._size, self._wrote = [], 0, False
+            self._delivered = self.settled = True
+        return written
 
     def _check(self) -> Any:
         if self._check_content is not None:

@@ -69,6 +69,10 @@ class _Recording(Handle):
     def release(self):
         return self.inner.release().addErrback(self._note)
 
+    @property
+    def settled(self):
+        return self.inner.settled
+
     def known_size(self):
         return self.inner.known_size()
 

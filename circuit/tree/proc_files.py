@@ -2,28 +2,36 @@
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 from circuit import errors, jsondoc
 from circuit.core.command import Command
 from circuit.core.process import parse_signal
 from circuit.core.select import Clause
 from circuit.tree.context import ElementContext, as_json
-from circuit.tree.handles import MessageHandle, ResultHandle, StdinHandle, StreamHandle, TextHandle
+from circuit.tree.handles import APPLIED, MessageHandle, ResultHandle, StdinHandle, StreamHandle, TextHandle
 from circuit.tree.table import ControlFile, table
 
 
 def _start(ctx: ElementContext, text: bytes) -> None:
+    _start_command(ctx, ctx.tree.localize(Command.parse(text)))
+
+
+def _start_command(ctx: ElementContext, command: Command) -> None:
     proc = ctx.element
-    command = ctx.tree.localize(Command.parse(text))
     proc.run(command)
     if command.scrub:
         proc.wait_exit().addCallbacks(lambda _: _maybe_scrub(ctx), lambda _: None)
 
 
-def _check_run(ctx: ElementContext, text: bytes) -> None:
+def _check_run(ctx: ElementContext, text: bytes) -> Optional[str]:
+    """A whole JSON document starts the process at that write: parsed and checked once,
+    and from another host one round trip less; a document still arriving waits."""
     document = jsondoc.check_partial(text, "run")
-    if document is not None:
-        ctx.element.check_run(ctx.tree.localize(Command.from_json(document)))
+    if document is None:
+        return None
+    _start_command(ctx, ctx.tree.localize(Command.from_json(document)))
+    return APPLIED
 
 
 def _maybe_scrub(ctx: ElementContext) -> None:

@@ -214,6 +214,27 @@ def test_a_send_that_passed_the_check_lets_the_next_go_in_one_trip_until_the_cha
     assert a.sh("cat dc/chan/leased/recv").stdout == "four\n"
 
 
+def test_a_channel_and_a_process_made_from_afar_take_effect_at_the_write(trio):
+    # `cap` and `run` written whole take effect at write(2) on the owner, whose answer
+    # says so: the close asks nothing more (no `flush`), one round trip less each.
+    a, b, _ = trio
+    there = b.mount / a.host_id / "dc"
+    before = _served(a)
+    b.sh(f"mkdir {there}/chan/made && echo 4 > {there}/chan/made/cap")
+    cost = _more(_served(a), before)
+    assert "pb flush" not in cost and cost.get("pb opened") == 1, cost
+    assert a.sh("cat dc/chan/made/cap").stdout == "4\n"
+    before = _served(a)
+    b.sh(f"mkdir {there}/proc/made && echo '{{\"path\": \"/bin/true\"}}' > {there}/proc/made/run")
+    cost = _more(_served(a), before)
+    assert "pb flush" not in cost and cost.get("pb opened") == 1, cost
+    assert json.loads(b.sh(f"cat {there}/proc/made/waitexit").stdout)["exit"] == 0
+    # Refused at the write, from afar as here: bash's builtin echo sees it.
+    r = b.sh(f"echo 5 > {there}/chan/made/cap", check=False)
+    assert r.returncode == 1 and "Device or resource busy" in r.stderr, r
+    assert a.sh("cat dc/chan/made/cap").stdout == "4\n"
+
+
 def test_a_rendezvous_is_not_leased(trio):
     # A put would mostly find no reader yet and wait a round trip more (EAGAIN, then
     # flush_ready) than a send whose first write is checked while the reader comes.

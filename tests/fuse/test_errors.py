@@ -209,3 +209,35 @@ def test_deep_nesting_lone_surrogates_and_too_much_are_refused_cleanly(host, nam
     assert json.loads((p / "stat").read_text())["phase"] == "created"
     assert json.loads((s / "stat").read_text())["state"] == "idle"
     assert "Traceback" not in host.log.read_text()
+
+
+def test_a_whole_value_takes_effect_at_its_write(host, names):
+    """`cap`'s line and `run`'s JSON document take effect at the write(2) that completes
+    them (what is not whole yet waits for the close, as before); only the end of a line
+    may follow, and a second value is refused there."""
+    c = host.root / "dc" / "chan" / names("c")
+    host.sh(f"mkdir {c}")
+    fd = os.open(c / "cap", os.O_WRONLY)
+    os.write(fd, b"3")
+    assert json.loads((c / "stat").read_text())["cap"] is None  # no line yet: more may come
+    os.write(fd, b"\n")
+    assert json.loads((c / "stat").read_text())["cap"] == 3  # before the close
+    os.write(fd, b"\n")
+    assert _errno_of(lambda: os.write(fd, b"4\n")) == errno.EBUSY
+    assert _errno_of(lambda: os.close(fd)) == errno.EBUSY  # the refusal, again at close
+    assert (c / "cap").read_text() == "3\n"
+    c2 = host.root / "dc" / "chan" / names("c2")
+    host.sh(f"mkdir {c2} && printf 7 > {c2}/cap")  # no line end: set at the close
+    assert (c2 / "cap").read_text() == "7\n"
+
+    p = host.root / "dc" / "proc" / names("p")
+    host.sh(f"mkdir {p}")
+    fd = os.open(p / "run", os.O_WRONLY)
+    os.write(fd, b'{"path": "/bin/echo", ')
+    assert json.loads((p / "stat").read_text())["phase"] == "created"
+    os.write(fd, b'"args": ["started"]}')
+    assert json.loads((p / "stat").read_text())["phase"] != "created"  # before the close
+    os.write(fd, b"\n")
+    os.close(fd)
+    assert json.loads(host.sh(f"cat {p}/waitexit").stdout)["exit"] == 0
+    assert (p / "stdout").read_text() == "started\n"  # started once
