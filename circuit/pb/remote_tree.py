@@ -204,7 +204,7 @@ class RemoteHostTree:
         # Control files: the open travels with the first read or write (one message
         # instead of two); a refused open shows there.  A handle never used costs nothing.
         return succeed(RemoteHandle(self, hid, True, flags, caller, opening=request,
-                                    lease=_lease(path, flags)))
+                                    lease=_lease(path, flags), applies=shape.applies_at_write(path)))
 
     # Leases (circuit.pb.peers): a send to a channel that passed the owner's check lets
     # the next ones answer their first write here, until the owner says the channel ended.
@@ -313,10 +313,11 @@ class RemoteHandle(Handle):
 
     def __init__(self, tree: RemoteHostTree, hid: int, streaming: bool, flags: OpenFlags,
                  caller: ICaller, opening: Optional[tuple] = None, plain: bool = False,
-                 lease: Optional[str] = None):
+                 lease: Optional[str] = None, applies: bool = False):
         self._tree = tree
         self._hid = hid
         self._lease = lease  # the channel, for a channel's send file: see write
+        self._applies = applies  # a whole value written takes effect on arrival (cap, run)
         self._request = opening  # to open it again after a put (_again)
         self._held: Optional[bytearray] = None  # written under a lease, not yet sent
         self._put = False  # the last flush was a put (the owner closes its file after) ...
@@ -493,8 +494,9 @@ class RemoteHandle(Handle):
             asked = self._tree.lease_asked() if self._lease is not None else None
             writes = [self._ask("write", self._hid, offset + i * wire.MAX_CHUNK, p)
                       for i, p in enumerate(pieces)]
-            return gatherResults(writes, consumeErrors=True).addCallbacks(
+            answered = gatherResults(writes, consumeErrors=True).addCallbacks(
                 lambda answers: self._passed(asked, answers, len(data)), lambda f: f.value.subFailure)
+            return self._made_once_sent(answered, len(data)) if self._applies else answered
         if self._behind_error is not None:
             return fail(self._behind_error)
         for i, p in enumerate(pieces):
@@ -502,6 +504,21 @@ class RemoteHandle(Handle):
             self._behind.append(d)
             d.addBoth(self._write_landed, d)
         return self._all_but(BEHIND).addCallback(lambda _: len(data))
+
+    def _made_once_sent(self, answered: Deferred, written: int) -> Deferred:
+        """A write that may take effect on arrival (`cap`, `run`), once it has left: a
+        writer that gives up meanwhile has made it and hears so, as a send in flight does
+        (`_Sending`), rather than EINTR for a process that starts anyway."""
+        out: Deferred = Deferred(lambda out: out.callback(written))
+
+        def refused(failure):
+            if not out.called:
+                return out.errback(failure)
+            log.info("a write to handle {hid} on {host}, made for a writer that gave up while it "
+                     "was on its way, was refused: {why}", hid=self._hid, host=self._tree.host_id,
+                     why=failure.getErrorMessage())
+        answered.addCallbacks(lambda result: None if out.called else out.callback(result), refused)
+        return out
 
     def _passed(self, asked, answers: list, result):
         if self._lease is not None and answers[0] == wire.LEASED:  # the open's answer

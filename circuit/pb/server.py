@@ -142,8 +142,9 @@ class PeerSession(pb.Referenceable):
         """A call that may wait; the caller can cancel it with remote_cancel(call_id)."""
         return self.session.track(maybeDeferred(fn, *args), key=call_id).addCallbacks(wire.ok, wire.refusal)
 
-    def remote_cancel(self, call_id) -> None:
+    def remote_cancel(self, call_id):
         self.session.cancel(call_id)
+        return wire.ok()
 
     def remote_hello(self, listener=None):
         if isinstance(listener, pb.RemoteReference):

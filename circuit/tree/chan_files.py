@@ -127,7 +127,7 @@ def _can_recv(ch) -> bytes:
 
 
 CHANNEL = table(
-    ControlFile("cap", "rw", _cap),
+    ControlFile("cap", "rw", _cap, applies=True),
     ControlFile("send", "w", _send, clause=_send_clause),
     ControlFile("trysend", "w", _trysend, clause=_send_clause),
     ControlFile("recv", "r", _recv, streaming=True, clause=_recv_clause),

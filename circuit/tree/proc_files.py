@@ -102,7 +102,7 @@ def _output_clause(which: str):
 
 
 PROCESS = table(
-    ControlFile("run", "rw", _run),
+    ControlFile("run", "rw", _run, applies=True),
     ControlFile("stdin", "w", _stdin),
     ControlFile("stdout", "r", _output("stdout"), streaming=True, clause=_output_clause("stdout")),
     ControlFile("stderr", "r", _output("stderr"), streaming=True, clause=_output_clause("stderr")),

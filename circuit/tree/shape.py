@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+from circuit.tree.chan_files import CHANNEL
+from circuit.tree.proc_files import PROCESS
+
 SAME_FILES = ("chan", "proc")  # kinds whose files are the same for every element
+_TABLES = {"chan": CHANNEL, "proc": PROCESS}
 
 
 def lasting(path: tuple) -> bool:
@@ -31,3 +35,13 @@ def element(path: tuple) -> Optional[tuple[str, str]]:
     if len(path) == 3 and path[0] == "dc":
         return path[1], path[2]
     return None
+
+
+def applies_at_write(path: tuple) -> bool:
+    """Does a whole value written to the control file at ``path`` take effect at that
+    write(2) (``cap``, ``run``)?  Then a writer that gives up once the write has left has
+    made it, as a send in flight has (`circuit.pb.remote_tree.RemoteHandle.write`)."""
+    if len(path) != 4 or path[0] != "dc" or path[1] not in _TABLES:
+        return False
+    file = _TABLES[path[1]].get(path[3])
+    return file is not None and file.applies

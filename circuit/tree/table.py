@@ -17,12 +17,15 @@ class ControlFile:
     ``open`` gets the element context (element, its name, the host tree), the
     flags and the caller, and returns an IHandle.  ``clause`` makes a select
     clause for op ``r`` or ``w``; files without one cannot be selected on.
+    ``applies``: a whole value written takes effect at that write(2), not at close
+    (`circuit.tree.handles.APPLIED`).
     """
     name: str
     mode: str                      # "r", "w" or "rw"
     open: Opener
     streaming: bool = False
     clause: Optional[ClauseMaker] = None
+    applies: bool = False
 
     @property
     def permissions(self) -> int:

@@ -2,6 +2,11 @@
 takes nothing and sends nothing, whichever host it is on (the same rows on one host are in
 tests/fuse/test_interrupt.py).  Each case runs several times: before the hand-over was asked of
 the caller's own host, every one of them lost or leaked a message every time."""
+import json
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from conftest import met_cluster
@@ -153,3 +158,50 @@ def test_a_reader_whose_host_dies_the_moment_the_reader_has_the_message_took_it(
         assert (p.returncode, p.stdout) == (-9, b"handed"), p.stderr
         wait_for(lambda: chan_stat(chan)["handing_over"] == 0, what="A to settle the offer")
         assert (chan_stat(chan)["received"], chan_stat(chan)["len"]) == (1, 0), f"m{i} is there to read again"
+
+
+@pytest.fixture(scope="module")
+def patient(tmp_path_factory):
+    """Hosts A and B that wait 30 s before they call a silent host dead: A may be paused."""
+    yield from met_cluster(tmp_path_factory.mktemp("patient"), 2, "--suspicion-min", "30",
+                           "--suspicion-max", "60")
+
+
+_WRITER = """
+import os, signal, sys
+signal.signal(signal.SIGUSR1, lambda *a: None)  # a signal that asks the write to give up
+fd = os.open(sys.argv[1], os.O_WRONLY)
+print("open", flush=True)
+sys.stdin.readline()
+print(os.write(fd, b'{"path": "/bin/echo", "args": ["once"]}\\n'), flush=True)
+os.close(fd)
+print("closed", flush=True)
+"""
+
+
+def test_a_run_whose_writer_gives_up_on_its_way_is_made_and_said_so(patient):
+    """`run` takes effect where it lands: a writer on B interrupted while its write is on
+    its way to A hears that it was written, and the process starts once (it used to hear
+    EINTR, write again, and fail at close with EBUSY for the process its first write started)."""
+    a, b = patient
+    a.sh("mkdir dc/proc/p1")
+    run = b.mount / a.host_id / "dc" / "proc" / "p1" / "run"
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(run)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline() == "open\n"  # opened through B (the open goes with the write)
+    writes = json.loads(b.sh("cat sys/stat").stdout)["requests"].get("fuse write", 0)
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        wait_for(lambda: json.loads(b.sh("cat sys/stat").stdout)["requests"].get("fuse write", 0) > writes,
+                 what="the write to reach B")
+        writer.send_signal(signal.SIGUSR1)
+        assert writer.stdout.readline() == "40\n"  # answered by B, A still paused
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    assert writer.stdout.readline() == "closed\n"
+    assert writer.wait(15) == 0
+    p = a.root / "dc" / "proc" / "p1"
+    assert json.loads(a.sh("cat dc/proc/p1/waitexit").stdout)["exit"] == 0
+    assert (p / "stdout").read_text() == "once\n"
