@@ -12,7 +12,6 @@ from urllib.parse import urlparse
 
 from service_identity import VerificationError
 from twisted.internet import endpoints
-from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, TimeoutError, fail, succeed
 from twisted.internet.error import ConnectError, ConnectionLost, ConnectionDone
 from twisted.logger import Logger
@@ -35,27 +34,6 @@ def parse_url(url: str) -> tuple[str, int, str]:
     if u.scheme != "circuit" or not u.hostname or not u.port or not host_id:
         raise errors.Invalid(f"not a circuit URL: {url!r} (want circuit://HOST:PORT/X...)")
     return u.hostname, u.port, host_id
-
-
-def _write_now(broker) -> None:
-    """Write what the connection holds to its socket now.  A confirm must be in the kernel
-    before the reader it is for has the bytes: a view answers its reader as soon as
-    hand_over returns, and a process (or host) that dies after that and before the
-    reactor's next turn would take the confirm with it, and the owner would give the
-    message to the next reader too.  Once in the kernel it leaves even if we die."""
-    transport = broker.transport  # TLS, over TCP
-    while transport is not None and not isinstance(transport, FileDescriptor):
-        # Twisted's TLS transport gathers small writes until the reactor's next turn
-        # (BufferingTLSTransport); tests/cluster/test_edges.py fails if this stops working.
-        aggregator = vars(transport).get("_aggregator")
-        if aggregator is not None:
-            aggregator.flush()
-        transport = vars(transport).get("transport")
-    if transport is not None and transport.connected and not transport.disconnecting:
-        # What the reactor would do on its next turn; a failure here is seen there too
-        # (the socket stays registered for writing), so it is left to it.  Not while
-        # closing: there doWrite's last call tells the reactor to finish the close.
-        transport.doWrite()
 
 
 class _Factory(pb.PBClientFactory):
@@ -199,11 +177,10 @@ class Peers:
         log.failure("call to {who} failed", failure, who=who)
         raise errors.HostDown(f"host {who}: {failure.getErrorMessage()}")
 
-    def tell(self, peer_id: str, url: str, method: str, *args, now: bool = False) -> None:
+    def tell(self, peer_id: str, url: str, method: str, *args) -> None:
         """Call ``remote_<method>`` expecting no answer (one message, not two), on the
         connection already made; with none, the owner settles what it was for when it
-        notices the connection gone.  ``now``: hand it to the kernel before returning
-        (`_write_now`), not at the reactor's next turn."""
+        notices the connection gone.  In the kernel when this returns (`Broker.sendEncoded`)."""
         ref = self._refs.get(peer_id)
         if ref is None:
             log.info("{method} to {peer} not sent: no connection", method=method, peer=peer_id)
@@ -212,9 +189,6 @@ class Peers:
             ref.callRemote(method, *args, pbanswer=False)
         except pb.DeadReferenceError:
             log.info("{method} to {peer} not sent: the connection is gone", method=method, peer=peer_id)
-            return
-        if now:
-            _write_now(ref.broker)
 
     def disconnect(self, peer_id: str) -> None:
         broker = self._brokers.pop(peer_id, None)

@@ -83,10 +83,10 @@ class RemoteHostTree:
         inner.addCallbacks(answered, failed)
         return self._track(outer)
 
-    def tell(self, method: str, *args, now: bool = False) -> None:
+    def tell(self, method: str, *args) -> None:
         """A message needing no answer (confirm, unread): one trip, not two."""
         if not self.gone:
-            self.peers.tell(self.host_id, self.url, method, *args, now=now)
+            self.peers.tell(self.host_id, self.url, method, *args)
 
     # The epoch rule of offers sent ahead (circuit.core.channel.Offer.tag).
     def gave_back(self, tag) -> None:
@@ -453,8 +453,8 @@ class RemoteHandle(Handle):
             # Read whole: the owner may forget the handle too (one message instead of two).
             done = self._whole is not None and not self._released
             self._released = self._released or done
-            # In the kernel before our reader has the bytes (see peers._write_now).
-            self._tree.tell("confirm", self._hid, done, now=True)
+            # In the kernel before our reader has the bytes (broker.write_now).
+            self._tree.tell("confirm", self._hid, done)
 
     def unread(self) -> None:
         if self._offered:
