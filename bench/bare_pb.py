@@ -5,7 +5,9 @@
     python bench/bare_pb.py stream CA_DIR PORT N SIZE K # N calls of SIZE bytes, K in flight; prints seconds
 
 Same TLS options, certificates and reactor as circuit's hosts, no semantics:
-``remote_echo`` returns its argument.
+``remote_echo`` returns its argument.  With BARE_PB_NOW=1 in the environment (of both
+ends), each message is written to the socket as it is sent, as circuit's brokers do
+(`circuit.pb.broker.write_now`), rather than at the reactor's next turns.
 """
 from __future__ import annotations
 
@@ -23,6 +25,20 @@ def _reactor():
     asyncioreactor.install(asyncio.new_event_loop())
     from twisted.internet import reactor
     return reactor
+
+
+def _broker():
+    """PB's own Broker, or with BARE_PB_NOW=1 one that writes each message at once."""
+    from twisted.spread import pb
+    if os.environ.get("BARE_PB_NOW") != "1":
+        return pb.Broker
+    from circuit.pb.broker import write_now
+
+    class NowBroker(pb.Broker):
+        def sendEncoded(self, obj):
+            super().sendEncoded(obj)
+            write_now(self)
+    return NowBroker
 
 
 def serve(ca_dir: str, port_file: str) -> None:
@@ -47,7 +63,9 @@ def serve(ca_dir: str, port_file: str) -> None:
         with open(port_file + ".new", "w") as f:
             f.write(str(port.getHost().port))
         os.replace(port_file + ".new", port_file)
-    endpoint.listen(pb.PBServerFactory(Echo())).addCallback(listening)
+    factory = pb.PBServerFactory(Echo())
+    factory.protocol = _broker()
+    endpoint.listen(factory).addCallback(listening)
     reactor.run()
 
 
@@ -65,6 +83,8 @@ def time_round_trips(ca_dir: str, port: int, n: int, size: int = 0, in_flight: i
     creds = authority.issue_host(authority.load(ca_dir), "X00000000000b0002")
 
     class Factory(pb.PBClientFactory):
+        protocol = _broker()
+
         def __init__(self):
             super().__init__()
             self.ready = Deferred()

@@ -68,12 +68,14 @@ def host_id(url: str) -> str:
 
 # -- floors --------------------------------------------------------------------------------
 
-def bare_pb(tmp: str, ca: str, n: int) -> Round:
+def bare_pb(tmp: str, ca: str, n: int, now: bool = False) -> Round:
+    """Stock PB; with ``now``, each message written as it is sent, as circuit's brokers do."""
     port_file = f"{tmp}/pb.port"
     if os.path.exists(port_file):
         os.unlink(port_file)  # the last round's server is gone
+    env = dict(os.environ, BARE_PB_NOW="1" if now else "0")
     server = subprocess.Popen([sys.executable, f"{HERE}/bare_pb.py", "serve", ca, port_file],
-                              cwd=os.path.dirname(HERE))
+                              cwd=os.path.dirname(HERE), env=env)
     try:
         deadline = time.monotonic() + 30
         while not os.path.exists(port_file):
@@ -81,7 +83,7 @@ def bare_pb(tmp: str, ca: str, n: int) -> Round:
                 raise RuntimeError("the bare PB server did not start")
             time.sleep(0.05)
         out = subprocess.run([sys.executable, f"{HERE}/bare_pb.py", "time", ca,
-                              open(port_file).read(), str(n)], cwd=os.path.dirname(HERE),
+                              open(port_file).read(), str(n)], cwd=os.path.dirname(HERE), env=env,
                              capture_output=True, text=True, check=True, timeout=120).stdout
         times = [float(x) for x in out.split()]
         return Round(times, sum(times))
@@ -297,6 +299,7 @@ def report(series: dict[str, Series], clusters: list[dict], command: str, elapse
     floor = pb_rt + fuse_rt
     rows = [
         ("bare PB round trip over mutual TLS", "pb", "floor"),
+        ("the same, each message written as it is sent (as circuit's brokers do)", "pbnow", "floor"),
         ("bare pyfuse3 queue: send+recv", "bare", "floor"),
         ("across hosts, cap 0: send+recv via B's mount to A's channel", "x0", "floor"),
         ("across hosts, cap 100: send+recv via B's mount", "x100", "floor"),
@@ -314,7 +317,7 @@ def report(series: dict[str, Series], clusters: list[dict], command: str, elapse
     lines = ["| operation | ms (mean) | ms (median op) | ratio | to |", "|---|---:|---:|---:|---|"]
     for label, key, against in rows:
         r = series[key].typical()
-        ratio = "" if key in ("pb", "bare") else f"{r.mean / base[against]:.2f}x"
+        ratio = "" if key in ("pb", "pbnow", "bare") else f"{r.mean / base[against]:.2f}x"
         lines.append(f"| {label} | {ms(r.mean)} | {ms(r.median)} | {ratio} | "
                      f"{'' if not ratio else names[against]} |")
     def kinds(d: dict) -> str:
@@ -404,7 +407,7 @@ def main(argv=None) -> int:
     ca = f"{tmp}/ca"
     subprocess.run(CIRCUIT + ["ca", "init", ca], check=True, capture_output=True,
                    cwd=os.path.dirname(HERE))
-    series = {k: Series(k, k) for k in ("pb", "bare", "x0", "x100", "xhalf", "lchan", "xchan", "spawn", "xproc",
+    series = {k: Series(k, k) for k in ("pb", "pbnow", "bare", "x0", "x100", "xhalf", "lchan", "xchan", "spawn", "xproc",
                                          "b0", "b100", "bhalf")}
     bare = pair = base = None
     try:
@@ -417,6 +420,7 @@ def main(argv=None) -> int:
             base = Pair(f"{tmp}/base", ca, tree=worktree)
         plan = [
             ("pb", lambda: bare_pb(tmp, ca, args.n)),
+            ("pbnow", lambda: bare_pb(tmp, ca, args.n, now=True)),
             ("bare", lambda: messages(f"{bare_dir}/send", f"{bare_dir}/recv", args.n)),
             ("x0", lambda: pair.msg(0, args.n)),
             ("x100", lambda: pair.msg(100, args.n)),
@@ -430,7 +434,7 @@ def main(argv=None) -> int:
             plan += [("b0", lambda: base.msg(0, args.n)), ("b100", lambda: base.msg(100, args.n)),
                      ("bhalf", lambda: base.msg_half(args.n))]
         for key, run in plan:  # warm up
-            if key != "pb":
+            if key not in ("pb", "pbnow"):
                 run()
         per = {"x0": args.n, "x100": args.n, "xhalf": args.n, "xchan": args.k, "xproc": args.k}
         costs = {key: pair.costs(run, per[key]) for key, run in plan if key in per}
