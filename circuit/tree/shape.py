@@ -4,7 +4,9 @@ A host's top of tree (``/``, ``help``, ``dc``, ``dc/chan``, ``sys``, ``sys/stat`
 long as the host and never changes; the files of a channel or a process are the same for every
 element of that kind (a select's files depend on its clauses).  Keeping these saves a round trip
 to the owner for each lookup the kernel makes after a mkdir (of the parent) and on the way to a
-control file (``cap``, ``run``, ``waitexit``).
+control file (``cap``, ``run``, ``waitexit``).  And which control files take effect at a write
+(`applies_at_write`), read from the kinds' own tables, so that a view of another host treats
+such a write in flight as made without knowing what the file means.
 """
 from __future__ import annotations
 
