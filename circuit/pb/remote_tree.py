@@ -240,9 +240,7 @@ class RemoteHostTree:
 
 def _lease(path: tuple, flags: OpenFlags) -> Optional[str]:
     """The channel a send through ``path`` may hold a lease on (`RemoteHostTree.leased`)."""
-    if flags.write and len(path) == 4 and path[:2] == ("dc", "chan") and path[3] == "send":
-        return path[2]
-    return None
+    return shape.send_file(path) if flags.write else None
 
 
 def _remote_clause(tree: RemoteHostTree, path: tuple, op: str, spelled: str) -> Clause:

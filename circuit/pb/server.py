@@ -26,7 +26,7 @@ from circuit.interfaces import ICaller, IHandle
 from circuit.pb import wire
 from circuit.pb.broker import Broker, strict_security
 from circuit.tls.authority import host_id_of
-from circuit.tree import whole
+from circuit.tree import shape, whole
 from circuit.tree.session import Session
 
 log = Logger("circuit.pb")
@@ -161,13 +161,14 @@ class PeerSession(pb.Referenceable):
             p = wire.path_from_wire(path)
         except errors.CircuitError:
             return None
-        if len(p) != 4 or p[:2] != ("dc", "chan") or p[3] != "send":
+        name = shape.send_file(p)
+        if name is None:
             return None
         try:
-            channel = self.node.host.get("chan", p[2])
+            channel = self.node.host.get("chan", name)
         except (errors.CircuitError, AttributeError):
             return None
-        return (channel, p[2]) if isinstance(channel, Channel) else None
+        return (channel, name) if isinstance(channel, Channel) else None
 
     def _grant(self, answer, lease: tuple[Channel, str]):
         """The answer to a send's first write or put: if the send passed our check, the

@@ -39,6 +39,14 @@ def element(path: tuple) -> Optional[tuple[str, str]]:
     return None
 
 
+def send_file(path: tuple) -> Optional[str]:
+    """The channel whose ``send`` file ``path`` is, else None: what a lease is held on
+    (`circuit.pb.peers`), asked by the sending host and by the owner alike."""
+    if len(path) == 4 and path[:2] == ("dc", "chan") and path[3] == "send":
+        return path[2]
+    return None
+
+
 def applies_at_write(path: tuple) -> bool:
     """Does a whole value written to the control file at ``path`` take effect at that
     write(2) (``cap``, ``run``)?  Then a writer that gives up once the write has left has
