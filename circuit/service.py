@@ -172,6 +172,7 @@ class CircuitService(MultiService):
     # -- the cluster -------------------------------------------------------------------
     def _membership_changed(self, event: str, member, reason: str = "") -> None:
         if event == "joined":
+            self.peers.back(member.id)
             self.circuit.add_host(RemoteHostTree(self.peers, member.id, member.url), url=member.url)
             self.host.events.publish({"joined": member.id, "url": member.url})
         else:

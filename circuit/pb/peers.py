@@ -77,45 +77,61 @@ class Peers:
         ref = self._refs.get(peer_id)
         if ref is not None:
             return succeed(ref)
+        waiters = self._dialling.get(peer_id)
+        if waiters is None:
+            waiters = self._dialling[peer_id] = []
+            self._dial(peer_id, host, port).addBoth(self._dialled, peer_id, waiters)
         waiter: Deferred = Deferred()
-        if peer_id not in self._dialling:
-            self._dialling[peer_id] = []
-            self._dial(peer_id, host, port).addBoth(self._dialled, peer_id)
-        self._dialling[peer_id].append(waiter)
+        waiters.append(waiter)
         return waiter
 
-    def _dialled(self, result, peer_id: str) -> None:
-        waiters = self._dialling.pop(peer_id, [])
-        if isinstance(result, pb.RemoteReference):
-            self._refs[peer_id] = result
+    def back(self, peer_id: str) -> None:
+        """The membership says the peer is back (joined, or a cut healed): calls from now on
+        dial afresh rather than wait on a dial begun while it could not be reached, whose
+        SYN may be lost and not sent again before that dial's deadline.  The earlier dial
+        goes on for the calls that asked before."""
+        self._dialling.pop(peer_id, None)
+
+    def _dialled(self, result, peer_id: str, waiters: list) -> None:
+        if self._dialling.get(peer_id) is waiters:
+            del self._dialling[peer_id]
+        if isinstance(result, tuple):
+            broker, ref = result
+            if peer_id in self._refs:  # a later dial (see back) got there first: use that one
+                broker.transport.loseConnection()
+                ref = self._refs[peer_id]
+            else:
+                self._brokers[peer_id], self._refs[peer_id] = broker, ref
+                broker.notifyOnDisconnect(lambda: self._lost(peer_id, broker))
             for w in waiters:
-                w.callback(result)
+                w.callback(ref)
         else:
             for w in waiters:
                 w.errback(result)
 
     def _dial(self, peer_id: str, host: str, port: int) -> Deferred:
+        """Deferred[(broker, reference)]: connected, and the peer has answered."""
         endpoint = endpoints.SSL4ClientEndpoint(self._reactor, host, port,
                                                 client_options(self._credentials, peer_id),
                                                 timeout=CONNECT_TIMEOUT)
         factory = _Factory()
-        connected = endpoint.connect(factory).addCallback(lambda _: factory.ready)
+        made: list = []  # the connection, once TCP has connected
+        connected = endpoint.connect(factory).addCallback(lambda broker: made.append(broker) or factory.ready)
         connected.addTimeout(CONNECT_TIMEOUT, self._reactor)
 
-        def made(broker):
-            self._brokers[peer_id] = broker
-            broker.notifyOnDisconnect(lambda: self._lost(peer_id, broker))
+        def check(broker):
             # With TLS 1.3 a refused certificate shows only after the handshake
             # "succeeds": ask something, with a deadline, before trusting it.
             ref = broker.remoteForName("root")
-            check = ref.callRemote("hello", _LeaseListener(self, peer_id, broker))
-            check.addTimeout(CONNECT_TIMEOUT, self._reactor)
+            hello = ref.callRemote("hello", _LeaseListener(self, peer_id, broker))
+            return hello.addTimeout(CONNECT_TIMEOUT, self._reactor).addCallback(lambda _: (broker, ref))
 
-            def failed(f):
-                broker.transport.loseConnection()
-                return f
-            return check.addCallbacks(lambda _: ref, failed)
-        return connected.addCallback(made)
+        def failed(f):  # a handshake or an answer that never came: hang up, not keep it open
+            for broker in made:
+                if broker.transport is not None and not broker.disconnected:
+                    broker.transport.abortConnection()
+            return f
+        return connected.addCallback(check).addErrback(failed)
 
     def _lost(self, peer_id: str, broker) -> None:
         if self._brokers.get(peer_id) is broker:
@@ -191,6 +207,7 @@ class Peers:
             log.info("{method} to {peer} not sent: the connection is gone", method=method, peer=peer_id)
 
     def disconnect(self, peer_id: str) -> None:
+        self._dialling.pop(peer_id, None)
         broker = self._brokers.pop(peer_id, None)
         self._refs.pop(peer_id, None)
         if broker is not None and broker.transport is not None:

@@ -1,15 +1,21 @@
 """Hosts that die, leave, or are refused: seen by the others, never a hang."""
+import errno
 import json
 import signal
 import ssl
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import members, start_cluster
-from helpers import chan_stat, make_ca, reading, start_daemon, wait_for
+from helpers import chan_stat, make_ca, make_client, reading, start_daemon, wait_for
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 
 
 def _events(host):
@@ -178,3 +184,24 @@ def test_a_host_with_a_delegated_signer_joins_through_any_member(tmp_path):
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_call_after_a_host_is_back_does_not_wait_on_an_older_dial(tmp_path):
+    """A dial begun while a host was cut off (here: to a listener that never answers) may
+    outlive the cut; calls made once the membership says the host is back dial afresh."""
+    a = start_daemon(tmp_path / "a", "--ca", str(make_ca(tmp_path / "ca")), mount=False)
+    stalled = socket.socket()
+    try:
+        make_client(tmp_path / "ca", tmp_path / "me", "tester")
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(4)  # connects, then silence: the TLS handshake is never answered
+        stalled_url = f"circuit://127.0.0.1:{stalled.getsockname()[1]}/{a.host_id}"
+        out = subprocess.run([sys.executable, str(HERE / "dial_after_back.py"), str(tmp_path / "me"),
+                              stalled_url, a.url], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        lines = [json.loads(line) for line in out.stdout.splitlines()]
+        assert lines[0] == {"second": "dir", "first_pending": True}, lines
+        assert lines[1] == {"first": errno.EHOSTDOWN}, lines  # the older dial still met its deadline
+    finally:
+        stalled.close()
+        a.stop()
