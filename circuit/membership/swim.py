@@ -97,6 +97,9 @@ class Membership:
         self._probe_order: list[str] = []
         self._suspicion_timers: dict[str, object] = {}
         self._probing: set[str] = set()
+        self._to_check: dict[str, None] = {}  # suspicions heard, to probe, in order (_check)
+        self._checking = 0  # ... and those probes in flight
+        self._checks_draining = False
         self._loops = [LoopingCall(self.probe), LoopingCall(self.sync_random),
                        LoopingCall(self.reconnect_one)]
         for loop in self._loops:
@@ -116,6 +119,7 @@ class Membership:
             if timer.active():
                 timer.cancel()
         self._suspicion_timers.clear()
+        self._to_check.clear()
 
     def join(self, url: str) -> Deferred:
         """Join the cluster through any member's URL: exchange full states with it."""
@@ -205,7 +209,7 @@ class Membership:
         # orders are unique, so there are no ties.
         gossip, queue = self._gossip, self._queue
         chosen = []
-        want = self.timing.gossip_per_message
+        want = self.gossip_budget()
         while queue and len(chosen) < want:
             entry = heapq.heappop(queue)
             held = gossip.get(entry[2])
@@ -220,6 +224,14 @@ class Membership:
                 gossip[rumour.id] = (rumour, left - 1, order)
                 heapq.heappush(queue, (1 - left, -order, rumour.id))
         return out
+
+    def gossip_budget(self) -> int:
+        """Rumours a message carries: gossip_per_message, and more while much news is
+        queued (up to 8 times as many, a rumour in four of those queued).  After a mass
+        failure every host has a suspicion and a death for each host lost to gossip, and
+        eight a message spread them more slowly than the suspicions ran out."""
+        k = self.timing.gossip_per_message
+        return max(k, min(8 * k, len(self._gossip) // 4))
 
     def _spread(self, rumour: Rumour) -> None:
         self._spoken += 1
@@ -276,8 +288,32 @@ class Membership:
         self._set_state(member, rumour.state, was, rumour.by)
         self._spread(rumour if rumour.state == SUSPECT else member.rumour())
         if rumour.state == SUSPECT:
-            # See for ourselves: an independent failed probe confirms the suspicion.
-            self.probe_member(member)
+            self._check(member.id)
+
+    def _check(self, member_id: Optional[str] = None) -> None:
+        """See for ourselves: an independent failed probe confirms a suspicion heard.
+        A few probes at once, the rest queued: after a mass failure (a partition) a probe
+        for every suspect at once would cost each host messages in proportion to the
+        cluster.  Suspects that answer (as after a heal) go at the pace of a round trip."""
+        if member_id is not None:
+            self._to_check[member_id] = None
+        if self._checks_draining:
+            return
+        self._checks_draining = True
+        try:
+            while self._checking < self.timing.suspect_checks and self._to_check:
+                member_id = next(iter(self._to_check))
+                del self._to_check[member_id]
+                member = self.members.get(member_id)
+                if member is not None and member.state == SUSPECT:
+                    self._checking += 1
+                    self.probe_member(member).addBoth(self._checked)
+        finally:
+            self._checks_draining = False
+
+    def _checked(self, _) -> None:
+        self._checking -= 1
+        self._check()
 
     def _about_me(self, rumour: Rumour) -> None:
         if self.leaving:

@@ -20,6 +20,8 @@ class Timing:
     reconnect_interval: float = 2.0  # try one dead member again (heals partitions)
     tombstone: float = 600.0        # forget dead members after this long
     connect_allowance: float = 2.0  # extra time for a probe that must first dial the member
+    suspect_checks: int = 4         # suspicions heard probed at once (a mass failure costs
+                                    # each host this many probes in flight, not one a suspect)
     max_health: int = 8             # Lifeguard: a struggling host waits up to (1 + 8) x longer
 
 

@@ -4,6 +4,7 @@ Each test builds a converged cluster on a simulated network under a simulated cl
 makes one thing happen, and checks what every host concluded.  The big sizes are
 bench/membership.py's (docs/membership.md)."""
 import json
+import random
 from io import BytesIO
 
 import pytest
@@ -113,6 +114,27 @@ def test_per_host_messages_and_bytes_do_not_grow_with_the_cluster():
     # The anti-entropy exchange is flat too while nothing changes: a digest, not a state of
     # N members (with whole states it was 4x from 20 to 80 hosts).
     assert 0.8 < sync_bytes[80] / sync_bytes[20] < 1.25, sync_bytes
+
+
+def test_a_mass_failure_costs_each_host_a_bounded_number_of_probes():
+    """A quarter of the cluster cut off: each host hears a suspicion of every one of them.
+    Probing each itself (and through three others) made a host's messages grow with the
+    number of suspects (3x from 10 to 40 suspects, in the 8 s after the cut); a few at a time
+    paces them (2x here, 1.5x from 20 to 80 suspects)."""
+    sent = {}
+    for n in (40, 160):
+        sim = cluster(n)
+        hosts = sim.live()
+        cut = set(random.Random(3).sample([h.url for h in hosts], n // 4))
+        before = sim.net.counters.sent.copy()
+        sim.net.partition(cut)
+        sim.run(8)
+        per_host = sorted(sim.net.counters.sent.get(h.url, 0) - before.get(h.url, 0)
+                          for h in hosts if h.url not in cut)
+        sent[n] = per_host[len(per_host) // 2]
+        watcher = next(h for h in hosts if h.url not in cut)  # the cut was seen
+        assert sum(m.state != "alive" for m in watcher.members.values()) == n // 4
+    assert sent[160] / sent[40] < 2.5, sent
 
 
 def test_a_suspect_whose_refutation_is_spent_is_believed_by_whoever_probes_it():

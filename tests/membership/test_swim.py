@@ -204,3 +204,20 @@ def test_an_indirect_probe_answers_with_what_the_target_said_of_itself():
     calls.pings[-1][2].callback([target_said, [SUSPECT, "m5", "u:m5", 0, "m0"]])
     said = answer.result
     assert target_said in said
+
+
+def test_suspicions_heard_are_probed_a_few_at_a_time_and_every_one_in_turn():
+    # After a partition a host hears a suspicion of every member on the other side: a probe
+    # of each at once would cost it messages in proportion to the cluster.
+    node, calls, clock = lone_host()
+    for i in range(30):
+        node.hear([SUSPECT, f"m{i}", f"u:m{i}", 0, "m39"])
+    assert len(calls.pings) == Timing().suspect_checks
+    answered = 0
+    while answered < len(calls.pings):  # each answer (a refutation) lets the next one go
+        member_id, _, d = calls.pings[answered]
+        d.callback([[ALIVE, member_id, f"u:{member_id}", 1, ""]])
+        answered += 1
+        assert len(calls.pings) - answered <= Timing().suspect_checks
+    assert answered == 30
+    assert all(node.members[f"m{i}"].state == ALIVE for i in range(30))
