@@ -155,7 +155,8 @@ def start_daemon(tmp: Path, *extra: str, plugin: bool = False, mount: bool = Tru
             return None
         url = url_file.read_text().strip()
         host = url.rsplit("/", 1)[1]
-        return url if (not mount or (mount_dir / host).exists()) else None
+        # os.path.exists: False, not an error, while a stale mount (ENOTCONN) is still there
+        return url if (not mount or os.path.exists(mount_dir / host)) else None
     daemon = Daemon(proc, mount_dir, data, "", log)
     STARTED.append(daemon)
     daemon.url = wait_for(ready, 30, what="the daemon to start") if wait else ""

@@ -82,9 +82,14 @@ def test_stale_mount_from_a_killed_daemon_is_cleared(tmp_path):
     d = start_daemon(tmp_path)
     d.proc.kill()
     d.proc.wait(10)
-    again = start_daemon(tmp_path)  # same mount point, left "not connected"
+    again = start_daemon(tmp_path, wait=False)  # same mount point, left "not connected"
     try:
-        assert again.sh("cat sys/id").stdout.strip() == again.host_id
+        url = wait_for(lambda: (tmp_path / "data/url").exists() and (tmp_path / "data/url").read_text(),
+                       30, what="the URL")
+        # The URL says the host is ready, mount included: the tree is there at once.
+        host_id = url.strip().rsplit("/", 1)[1]
+        assert os.listdir(tmp_path / "mnt" / host_id)
+        assert (tmp_path / "mnt" / host_id / "sys/id").read_text().strip() == host_id
     finally:
         again.stop()
 
