@@ -140,7 +140,7 @@ class CircuitService(MultiService):
                                               self.settings.data, self.settings.authorized_keys,
                                               max_files=self.settings.ssh_max_files)
         if self.fuse is not None:
-            yield self._mounted()  # the URL says "ready", and with -m that means mounted too
+            yield self.fuse.mounted  # the URL says "ready", and with -m that means mounted too
         url_file = os.path.join(self.settings.data, "url")
         with open(url_file + ".new", "w") as f:  # replaced whole: readers never see half a URL
             f.write(self.host.url + "\n")
@@ -153,12 +153,6 @@ class CircuitService(MultiService):
             pass  # daemonized: no standard output
         log.info("circuit host {url}", url=self.host.url)
         self.ready.callback(self.host.url)
-
-    def _mounted(self) -> Deferred:
-        """Fires once the tree is mounted; never if mounting failed (the mount gave up)."""
-        mounted: Deferred = Deferred()
-        self.fuse.mounted.addCallback(lambda where: mounted.callback(where) or where)
-        return mounted
 
     @inlineCallbacks
     def _listen_control(self):

@@ -45,7 +45,7 @@ class FuseMount(Service):
         self.ops: CircuitOperations | None = None
         self._main: asyncio.Task | None = None
         self._unwatch = lambda: None
-        self.mounted = Deferred()
+        self.mounted = Deferred()  # the mountpoint, once mounted; never if mounting fails
 
     def startService(self) -> None:
         super().startService()
@@ -58,8 +58,6 @@ class FuseMount(Service):
         except Exception as e:
             if not isinstance(e, (OSError, RuntimeError)):
                 log.failure("could not mount at {where}", where=self.mountpoint)
-            self.mounted.errback(e)
-            self.mounted.addErrback(lambda f: None)
             self.on_failure(f"cannot mount at {self.mountpoint}: {e}")
 
     def _mount(self) -> None:
