@@ -20,6 +20,7 @@ from twisted.spread import pb
 from circuit import errors
 from circuit.pb import wire
 from circuit.pb.broker import Broker, strict_security
+from circuit.pb.deadlines import Deadlines
 from circuit.tls.options import client_options
 
 log = Logger("circuit.pb")
@@ -69,6 +70,7 @@ class Peers:
         # Channels each peer lets us send to without its check at the first write, on
         # the connection that granted them: peer -> {channel name: broker} (see leased).
         self._leases: dict[str, dict[str, pb.Broker]] = {}
+        self._deadlines = Deadlines(reactor)
 
     def reference(self, peer_id: Optional[str], url: str) -> Deferred:
         """Deferred[RemoteReference] to the peer's session, dialling if needed."""
@@ -170,13 +172,20 @@ class Peers:
     def call(self, peer_id: Optional[str], url: str, method: str, *args, timeout: Optional[float] = None
              ) -> Deferred:
         """Call ``remote_<method>`` and unwrap its answer; connection trouble is HostDown."""
-        try:
-            d = self.reference(peer_id, url)
-        except errors.CircuitError as e:
-            return fail(e)
-        d.addCallback(lambda ref: ref.callRemote(method, *args))
+        ref = self._refs.get(peer_id) if peer_id is not None else None
+        if ref is not None:  # connected: the common case, spared the URL and a Deferred
+            try:
+                d = ref.callRemote(method, *args)
+            except Exception:  # a connection gone (DeadReferenceError): _trouble says so
+                d = fail()
+        else:
+            try:
+                d = self.reference(peer_id, url)
+            except errors.CircuitError as e:
+                return fail(e)
+            d.addCallback(lambda ref: ref.callRemote(method, *args))
         if timeout is not None:
-            d.addTimeout(timeout, self._reactor)
+            self._deadlines.add(d, timeout)
         return d.addCallbacks(wire.unwrap, self._trouble, errbackArgs=(peer_id or url,))
 
     def _trouble(self, failure, who):
