@@ -7,17 +7,17 @@ import os
 import subprocess
 
 import pyfuse3
-import pyfuse3.asyncio
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from circuit.fuse import shim
 from circuit.fuse.operations import CircuitOperations
 
 log = Logger("circuit.fuse")
 
-pyfuse3.asyncio.enable()
+shim.enable()
 
 
 def _clear_stale_mount(mountpoint: str) -> None:
