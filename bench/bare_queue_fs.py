@@ -212,8 +212,10 @@ class BareQueue(pyfuse3.Operations):
 
 
 def main(argv: list[str]) -> int:
+    shimmed = "--circuit-shim" in argv[1:]  # pyfuse3 on asyncio as circuit runs it (fuse/shim.py)
+    argv = [a for a in argv if a != "--circuit-shim"]
     if len(argv) != 2:
-        print(f"usage: {argv[0]} MOUNTPOINT", file=sys.stderr)
+        print(f"usage: {argv[0]} [--circuit-shim] MOUNTPOINT", file=sys.stderr)
         return 2
     mountpoint = os.path.abspath(argv[1])
     os.makedirs(mountpoint, exist_ok=True)
@@ -225,7 +227,11 @@ def main(argv: list[str]) -> int:
     asyncioreactor.install(loop)
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred, ensureDeferred
-    pyfuse3.asyncio.enable()
+    if shimmed:
+        from circuit.fuse import shim
+        shim.enable()
+    else:
+        pyfuse3.asyncio.enable()
 
     state: dict = {}
 

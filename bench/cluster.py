@@ -9,15 +9,15 @@ In a temporary directory, on loopback, it starts:
             queue (bench/bare_queue_fs.py)
   two hosts A and B with their trees mounted, and measures through B's mount:
             a message through a channel on A (cap 0 and cap 100; writer and reader
-            threads both on B's mount), making a channel on A, and mkdir+run+waitexit
-            of /bin/true on A
+            threads both on B's mount), the lookup of a name not there (one round
+            trip), making a channel on A, and mkdir+run+waitexit of /bin/true on A
   clusters  of N hosts (each mounted, each reading its own sys/events): the time for
             a new host's join to reach all N-1 others, the time for a kill -9 to be
             noticed by all, and each host's CPU use while idle
 
 With --compare REV a second pair of hosts runs the code of git revision REV (a temporary
-worktree) and the message series are measured on both, interleaved in the same rounds: the
-cost of a change, before and after, in one run.
+worktree) and the series through B's mount are measured on both, each beside its counterpart in
+every round (which goes first alternates): the cost of a change, before and after, in one run.
 
 With --write the results go into FILE between its "cluster" markers.
 """
@@ -222,6 +222,19 @@ class Pair:
         """Sender on A's own mount, receiver on B's: one side local, one remote."""
         return messages(f"{self.local}/chan/m100/send", f"{self.remote}/chan/m100/recv", n)
 
+    def missing(self, n: int, here: bool = False) -> Round:
+        """stat of a name not there in A's dc/chan: through B's mount one FUSE lookup and one
+        PB call to A, the cost of one round trip through the mount (through A's own: none)."""
+        base = f"{self.local if here else self.remote}/chan"
+
+        def look(path):
+            try:
+                os.stat(path)
+            except FileNotFoundError:
+                return
+            raise RuntimeError(f"{path} is there")
+        return timed((lambda p=f"{base}/{self._name('none')}": look(p)) for _ in range(n))
+
     def make_chan(self, k: int, here: bool = False) -> Round:
         """mkdir + cap of k channels on A, through B's mount (or A's own: the floor's part)."""
         names = [f"{self.local if here else self.remote}/chan/{self._name('c')}" for _ in range(k)]
@@ -271,6 +284,13 @@ class Pair:
 
 MEMBERSHIP = {"ping", "ping_req", "sync", "hello"}
 
+# What --compare measures on both pairs: (label, this code's series, the other revision's)
+COMPARED = [("a name not there (one round trip)", "xrt", "brt"),
+            ("message, cap 0", "x0", "b0"), ("message, cap 100", "x100", "b100"),
+            ("message, cap 100, sent on A's own mount", "xhalf", "bhalf"),
+            ("make a channel (mkdir + cap)", "xchan", "bchan"),
+            ("mkdir+run+waitexit of /bin/true", "xproc", "bproc")]
+
 
 def _minus(after: dict, before: dict) -> dict:
     return {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)
@@ -304,15 +324,19 @@ def report(series: dict[str, Series], clusters: list[dict], command: str, elapse
         ("across hosts, cap 0: send+recv via B's mount to A's channel", "x0", "floor"),
         ("across hosts, cap 100: send+recv via B's mount", "x100", "floor"),
         ("across hosts, cap 100: send on A's mount, recv on B's", "xhalf", "floor"),
+        ("a name not there, looked up through A's own mount", "lrt", "lrt"),
+        ("a name not there, looked up through B's mount (one round trip)", "xrt", "rt_floor"),
         ("make a channel on A through its own mount (mkdir + cap)", "lchan", "lchan"),
         ("make a channel on A from B (mkdir + cap)", "xchan", "chan_floor"),
         ("local spawn+wait of /bin/true", "spawn", "spawn"),
         ("mkdir+run+waitexit of /bin/true on A from B", "xproc", "spawn_floor"),
     ]
-    base = {"floor": floor, "pb": pb_rt, "spawn": t("spawn"), "lchan": t("lchan"),
+    base = {"floor": floor, "pb": pb_rt, "spawn": t("spawn"), "lchan": t("lchan"), "lrt": t("lrt"),
+            "rt_floor": t("lrt") + pb_rt,
             "chan_floor": t("lchan") + pb_rt, "spawn_floor": t("spawn") + pb_rt}
     names = {"floor": "bare FUSE + bare PB", "pb": "bare PB", "spawn": "local spawn",
              "lchan": "the same on A", "chan_floor": "the same on A + bare PB",
+             "lrt": "the same on A", "rt_floor": "the same on A + bare PB",
              "spawn_floor": "local spawn + bare PB"}
     lines = ["| operation | ms (mean) | ms (median op) | ratio | to |", "|---|---:|---:|---:|---|"]
     for label, key, against in rows:
@@ -332,15 +356,15 @@ def report(series: dict[str, Series], clusters: list[dict], command: str, elapse
                            f"{sum(c['fuse'].values()):.2f} | {kinds(c['fuse'])} |")
     compare = ""
     if args.compare:
-        rows_c = ["| messages across hosts | before (ms) | now (ms) | now / before (median of rounds) |",
+        rows_c = ["| through B's mount | before (ms) | now (ms) | now / before (median of rounds) |",
                   "|---|---:|---:|---:|"]
-        for label, now, before in (("cap 0 via B's mount", "x0", "b0"), ("cap 100 via B's mount", "x100", "b100"),
-                                   ("cap 100, send on A, recv on B", "xhalf", "bhalf")):
+        for label, now, before in COMPARED:
             ratios = [n.mean / b.mean for n, b in zip(series[now].rounds, series[before].rounds)]
             rows_c.append(f"| {label} | {ms(series[before].typical().mean)} | {ms(series[now].typical().mean)} | "
                           f"{statistics.median(ratios):.2f} |")
-        compare = (f"\nThe same message series against revision `{args.compare}` (a second pair of hosts "
-                   "running that code), interleaved in the same rounds:\n\n" + "\n".join(rows_c) + "\n")
+        compare = (f"\nThe same series against revision `{args.compare}` (a second pair of hosts "
+                   "running that code), each beside its counterpart in every round, which goes "
+                   "first alternating from round to round:\n\n" + "\n".join(rows_c) + "\n")
     cl = ["| hosts | join reaches all (from launch) | of which the joiner's own start | "
           "kill -9 noticed by all | median | idle CPU per host (mean / max) | RSS per host (mean / max) |",
           "|---:|---:|---:|---:|---:|---:|---:|"]
@@ -396,7 +420,8 @@ def main(argv=None) -> int:
     parser.add_argument("--k", type=int, default=100, help="channels and processes per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sizes", default="2,8,32", help="cluster sizes for the membership figures")
-    parser.add_argument("--compare", metavar="REV", help="also measure the messages with revision REV")
+    parser.add_argument("--compare", metavar="REV", help="also measure the series through B's mount "
+                        "with revision REV")
     parser.add_argument("--write", metavar="FILE")
     args = parser.parse_args(argv)
     command = " ".join(["python", "bench/cluster.py"] + [shlex.quote(a) for a in
@@ -407,8 +432,9 @@ def main(argv=None) -> int:
     ca = f"{tmp}/ca"
     subprocess.run(CIRCUIT + ["ca", "init", ca], check=True, capture_output=True,
                    cwd=os.path.dirname(HERE))
-    series = {k: Series(k, k) for k in ("pb", "pbnow", "bare", "x0", "x100", "xhalf", "lchan", "xchan", "spawn", "xproc",
-                                         "b0", "b100", "bhalf")}
+    series = {k: Series(k, k) for k in ("pb", "pbnow", "bare", "lrt", "xrt", "x0", "x100", "xhalf", "lchan",
+                                         "xchan", "spawn", "xproc", "brt", "b0", "b100", "bhalf", "bchan",
+                                         "bproc")}
     bare = pair = base = None
     try:
         bare, bare_dir = bare_queue(tmp, args.n)
@@ -422,6 +448,8 @@ def main(argv=None) -> int:
             ("pb", lambda: bare_pb(tmp, ca, args.n)),
             ("pbnow", lambda: bare_pb(tmp, ca, args.n, now=True)),
             ("bare", lambda: messages(f"{bare_dir}/send", f"{bare_dir}/recv", args.n)),
+            ("lrt", lambda: pair.missing(args.n, here=True)),
+            ("xrt", lambda: pair.missing(args.n)),
             ("x0", lambda: pair.msg(0, args.n)),
             ("x100", lambda: pair.msg(100, args.n)),
             ("xhalf", lambda: pair.msg_half(args.n)),
@@ -430,16 +458,26 @@ def main(argv=None) -> int:
             ("spawn", lambda: spawn(args.k)),
             ("xproc", lambda: pair.proc(args.k)),
         ]
-        if base is not None:
-            plan += [("b0", lambda: base.msg(0, args.n)), ("b100", lambda: base.msg(100, args.n)),
-                     ("bhalf", lambda: base.msg_half(args.n))]
+        if base is not None:  # each beside its counterpart
+            theirs = {"xrt": ("brt", lambda: base.missing(args.n)),
+                      "x0": ("b0", lambda: base.msg(0, args.n)),
+                      "x100": ("b100", lambda: base.msg(100, args.n)),
+                      "xhalf": ("bhalf", lambda: base.msg_half(args.n)),
+                      "xchan": ("bchan", lambda: base.make_chan(args.k)),
+                      "xproc": ("bproc", lambda: base.proc(args.k))}
+            plan = [step for key, run in plan for step in [(key, run)] + ([theirs[key]] if key in theirs else [])]
         for key, run in plan:  # warm up
             if key not in ("pb", "pbnow"):
                 run()
-        per = {"x0": args.n, "x100": args.n, "xhalf": args.n, "xchan": args.k, "xproc": args.k}
+        per = {"xrt": args.n, "x0": args.n, "x100": args.n, "xhalf": args.n, "xchan": args.k, "xproc": args.k}
         costs = {key: pair.costs(run, per[key]) for key, run in plan if key in per}
         for i in range(args.rounds):
-            for key, run in plan:
+            order = list(plan)
+            if i % 2:  # the other revision first in every other round: neither always goes second
+                for j, (key, _) in enumerate(order):
+                    if key[0] == "b" and key != "bare":
+                        order[j - 1], order[j] = order[j], order[j - 1]
+            for key, run in order:
                 r = run()
                 series[key].rounds.append(r)
                 print(f"round {i + 1}/{args.rounds} {key:<6} mean {r.mean * 1e3:8.3f} ms", file=sys.stderr,

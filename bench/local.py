@@ -8,7 +8,8 @@ one and the same client code (os.open/os.write/os.close, os.open/os.read to
 EOF/os.close):
 
   message   one send+recv through the bare queue, a cap 0 and a cap 100 channel
-            (a writer thread and a reader thread; time per message)
+            (a writer thread and a reader thread; time per message), and through the
+            same bare queue on circuit's own pyfuse3 loop layer (circuit/fuse/shim.py)
   channel   mkdir chan/NAME + write cap, beside mkdir + write of a file in the bare fs
   process   mkdir proc/NAME + write run + read waitexit of /bin/true, beside a
             local spawn+wait of /bin/true (and the same three FUSE calls on the bare fs)
@@ -243,8 +244,9 @@ def timed(ops) -> Round:
 
 class Bench:
     def __init__(self, bare: str, dc: str, n: int, channels: int, procs: int,
-                 daemons: dict[str, Daemon] | None = None):
+                 daemons: dict[str, Daemon] | None = None, bare_shim: str | None = None):
         self.bare, self.dc = bare, dc
+        self.bare_shim = bare_shim  # the same bare queue on circuit's pyfuse3 loop (fuse/shim.py)
         self.daemons = daemons or {}
         self._made: list[str] = []  # directories to remove after the measurement
         self.n, self.channels, self.procs = n, channels, procs
@@ -263,6 +265,9 @@ class Bench:
     # Each measurement returns a Round; what it made is removed by measure(), untimed.
     def msg_bare(self, n: int) -> Round:
         return messages(f"{self.bare}/send", f"{self.bare}/recv", n)
+
+    def msg_bare_shim(self, n: int) -> Round:
+        return messages(f"{self.bare_shim}/send", f"{self.bare_shim}/recv", n)
 
     def msg_cap(self, cap: int, n: int) -> Round:
         return messages(f"{self.dc}/chan/m{cap}/send", f"{self.dc}/chan/m{cap}/recv", n)
@@ -317,6 +322,8 @@ class Bench:
     PLAN = [
         # key, label, measurement(bench, size), size attribute, daemon whose CPU is counted
         ("msg_bare", "bare pyfuse3 queue: send+recv", lambda b, k: b.msg_bare(k), "n", "bare"),
+        ("msg_bare_shim", "bare pyfuse3 queue on circuit's loop shim: send+recv",
+         lambda b, k: b.msg_bare_shim(k), "n", "bare_shim"),
         ("msg_cap0", "circuit chan cap 0: send+recv", lambda b, k: b.msg_cap(0, k), "n", "circuit"),
         ("msg_cap100", "circuit chan cap 100: send+recv", lambda b, k: b.msg_cap(100, k), "n",
          "circuit"),
@@ -450,6 +457,8 @@ ROWS = [
     # operation, circuit series, baseline series, gocircuit figure
     ("message, cap 0", "msg_cap0", "msg_bare", GOCIRCUIT["msg"]),
     ("message, cap 100", "msg_cap100", "msg_bare", GOCIRCUIT["msg"]),
+    ("message, cap 0, against the same shim", "msg_cap0", "msg_bare_shim", GOCIRCUIT["msg"]),
+    ("message, cap 100, against the same shim", "msg_cap100", "msg_bare_shim", GOCIRCUIT["msg"]),
     ("make a channel (mkdir + cap)", "chan_circuit", "chan_bare", GOCIRCUIT["chan"]),
     ("mkdir + run + waitexit of /bin/true", "proc_circuit", "proc_spawn", GOCIRCUIT["proc"]),
 ]
@@ -655,6 +664,10 @@ def main(argv: list[str] | None = None) -> int:
         bare = Daemon("bare queue", [sys.executable, os.path.join(HERE, "bare_queue_fs.py"),
                                       f"{tmp}/bare"], f"{tmp}/bare", tmp, f"{tmp}/bare.log")
         daemons.append(bare)
+        bare_shim = Daemon("bare queue, shim", [sys.executable, os.path.join(HERE, "bare_queue_fs.py"),
+                                                "--circuit-shim", f"{tmp}/bare_shim"],
+                           f"{tmp}/bare_shim", tmp, f"{tmp}/bare_shim.log")
+        daemons.append(bare_shim)
         circuit_cmd = (shlex.split(args.circuit) if args.circuit
                        else [sys.executable, "-m", "circuit.cli.main"])
         host = Daemon("circuit", circuit_cmd + ["start", "-m", f"{tmp}/mnt", "--data", f"{tmp}/data"],
@@ -662,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
         daemons.append(host)
         bare.wait_for(lambda: _mounted(f"{tmp}/bare") and os.path.exists(f"{tmp}/bare/send"),
                       "mount")
+        bare_shim.wait_for(lambda: _mounted(f"{tmp}/bare_shim") and
+                           os.path.exists(f"{tmp}/bare_shim/send"), "mount")
         url_file = f"{tmp}/data/url"
         host.wait_for(lambda: os.path.exists(url_file), "URL")
         with open(url_file) as f:
@@ -672,7 +687,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{tmp}/mnt/{host_id}", file=sys.stderr, flush=True)
 
         bench = Bench(f"{tmp}/bare", dc, args.n, args.channels, args.procs,
-                      {"bare": bare, "circuit": host})
+                      {"bare": bare, "bare_shim": bare_shim, "circuit": host},
+                      bare_shim=f"{tmp}/bare_shim")
         bench.setup()
         guard = Guard(args.stall, daemons)
         bench.warm_up(guard)
