@@ -58,13 +58,17 @@ class LinearDecoding:
         pos, end = 0, len(buffer)
         while pos < end:
             start = pos
-            typed = _PREFIX.match(buffer, pos).end()
-            if typed - pos > limit:
-                raise BananaError(f"Security precaution: more than {limit} bytes of prefix")
-            if typed == end:
-                self.buffer = buffer[start:]
-                return
-            num = _number(buffer[pos:typed])
+            num = buffer[pos]
+            if num < 0x80 and pos + 1 < end and buffer[pos + 1] >= 0x80:
+                typed = pos + 1  # one digit, then the type byte: most tokens of a small message
+            else:
+                typed = _PREFIX.match(buffer, pos).end()
+                if typed - pos > limit:
+                    raise BananaError(f"Security precaution: more than {limit} bytes of prefix")
+                if typed == end:
+                    self.buffer = buffer[start:]
+                    return
+                num = _number(buffer[pos:typed])
             kind = buffer[typed]
             pos = typed + 1
             if kind in _HEADED:
