@@ -432,9 +432,6 @@ def main(argv=None) -> int:
     ca = f"{tmp}/ca"
     subprocess.run(CIRCUIT + ["ca", "init", ca], check=True, capture_output=True,
                    cwd=os.path.dirname(HERE))
-    series = {k: Series(k, k) for k in ("pb", "pbnow", "bare", "lrt", "xrt", "x0", "x100", "xhalf", "lchan",
-                                         "xchan", "spawn", "xproc", "brt", "b0", "b100", "bhalf", "bchan",
-                                         "bproc")}
     bare = pair = base = None
     try:
         bare, bare_dir = bare_queue(tmp, args.n)
@@ -466,6 +463,8 @@ def main(argv=None) -> int:
                       "xchan": ("bchan", lambda: base.make_chan(args.k)),
                       "xproc": ("bproc", lambda: base.proc(args.k))}
             plan = [step for key, run in plan for step in [(key, run)] + ([theirs[key]] if key in theirs else [])]
+        paired = {key for key, _ in theirs.values()} if base is not None else set()
+        series = {key: Series(key, key) for key, _ in plan}
         for key, run in plan:  # warm up
             if key not in ("pb", "pbnow"):
                 run()
@@ -475,7 +474,7 @@ def main(argv=None) -> int:
             order = list(plan)
             if i % 2:  # the other revision first in every other round: neither always goes second
                 for j, (key, _) in enumerate(order):
-                    if key[0] == "b" and key != "bare":
+                    if key in paired:  # right after its counterpart: swap the two
                         order[j - 1], order[j] = order[j], order[j - 1]
             for key, run in order:
                 r = run()

@@ -57,7 +57,6 @@ def test_with_none_waiting_it_waits_on_the_loop_until_one_comes():
         await asyncio.sleep(0.01)
         assert not waiting.done()  # nothing to read: it waits, and the loop runs meanwhile
         await asyncio.wait_for(waiting, 5)
-        return loop.time()
     try:
         run(main())
     finally:
