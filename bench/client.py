@@ -12,6 +12,7 @@ reactor, as a program would):
   pipelined     100 sends of 100 bytes (or 64 KiB) in flight at once, then 100 receives
   mkchan        making a channel on B (and, untimed, removing it)
   spawn+wait    mkproc of /bin/true on B and waiting for its exit record
+  in one        the same as one call, mkproc_wait (the owner makes it, then waits)
   local spawn   the client's own reactor spawning /bin/true and seeing it end: the floor of
                 a remote spawn, with the round trips it needs
   CLI --url     `circuit --url URL ls /` as a whole process, beside `python -c pass`
@@ -87,6 +88,10 @@ async def main():
         p = await b.mkproc(f"p{next(made)}", path="/bin/true")
         await p.wait()
         out.setdefault("_procs", []).append(p)
+    async def spawn_one(i):
+        name = f"p{next(made)}"
+        await b.mkproc_wait(name, path="/bin/true")
+        out.setdefault("_procs", []).append(b.proc(name))
     async def local_spawn(i):
         ended = Deferred()
         class Ended(ProcessProtocol):
@@ -97,7 +102,8 @@ async def main():
     for name, op, count in [("cap0", rendezvous, n), ("cap100", buffered, n),
                             ("pipe100", pipelined(100), max(1, n // 20)),
                             ("pipe64k", pipelined(65536), max(1, n // 50)),
-                            ("mkchan", mkchan, n), ("spawn", spawn, n), ("local_spawn", local_spawn, n)]:
+                            ("mkchan", mkchan, n), ("spawn", spawn, n), ("spawn_one", spawn_one, n),
+                            ("local_spawn", local_spawn, n)]:
         await op(0)  # warm
         await timed(name, op, count)
     for e in out.pop("_made", []) + out.pop("_procs", []) + [zero, hundred, wide]:
@@ -167,8 +173,9 @@ def main(argv=None) -> int:
     for key, label, trips, go in [("cap0", "a message, cap 0 (recv waiting, then send)", 1, "0.9 ms"),
                                   ("cap100", "a message, cap 100 (send, then recv)", 2, "0.9 ms"),
                                   ("mkchan", "make a channel", 1, "0.3 ms"),
-                                  ("spawn", "spawn and wait /bin/true", 2, "1.5 ms")]:
-        floor = trips * bare + (med["local_spawn"] if key == "spawn" else 0)
+                                  ("spawn", "spawn and wait /bin/true", 2, "1.5 ms"),
+                                  ("spawn_one", "the same in one call (`mkproc_wait`)", 1, "1.5 ms")]:
+        floor = trips * bare + (med["local_spawn"] if key.startswith("spawn") else 0)
         rows.append(f"| {label} | {med[key] * 1e3:.3f} ms | {trips} | {med[key] / floor:.2f}x | {go} |")
     for key, label in [("pipe100", "a 100-byte message, 100 in flight (per message)"),
                        ("pipe64k", "a 64 KiB message, 100 in flight (per message)")]:

@@ -168,10 +168,11 @@ class IHostTree(Interface):
         close would (a message into ``send``, a signal, a command into ``run``).
         One operation, so another host's tree asks for it in one message."""
 
-    def make(path: tuple, content: bytes, caller: ICaller):
+    def make(path: tuple, content: bytes, caller: ICaller, wait: bool = False):
         """Deferred: make the element ``dc/KIND/NAME`` and put ``content`` into its first
         file (a channel's cap, a process's run, a select's select); refused, the
-        element is removed again."""
+        element is removed again.  With ``wait``, for a process: Deferred[bytes], its
+        exit record once it has exited (one operation, so one message to another host)."""
 
 
 class ICircuit(Interface):
@@ -216,7 +217,7 @@ class ICircuit(Interface):
     def put(path: tuple, data: bytes, caller: ICaller):
         """Deferred: `IHostTree.put` on the host ``path`` is in."""
 
-    def make(path: tuple, content: bytes, caller: ICaller):
+    def make(path: tuple, content: bytes, caller: ICaller, wait: bool = False):
         """Deferred: `IHostTree.make` on the host ``path`` is in."""
 
     def resolve(text: str, cwd: tuple = ()) -> tuple:

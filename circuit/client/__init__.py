@@ -7,6 +7,7 @@
     yield ch.send(b"job-1"); msg = yield ch.recv()
     p = yield host.mkproc("build", path="/usr/bin/make", args=["-C", "/src"])
     status = yield p.wait()
+    status = yield host.mkproc_wait("again", path="/usr/bin/make")  # the two in one round trip
 
 A client holds what a host holds of its peers: a `Circuit` whose hosts are
 `RemoteHostTree`s, dialled with a client certificate.  Its element operations
@@ -183,6 +184,18 @@ class Client:
         return self.peers.close()
 
 
+def _run_command(path: str, args: tuple, env: Optional[list], dir: Optional[str], scrub: bool) -> bytes:
+    """A process's ``run`` file (files.md)."""
+    command: dict = {"path": path, "args": list(args)}
+    if env is not None:
+        command["env"] = list(env)
+    if dir is not None:
+        command["dir"] = dir
+    if scrub:
+        command["scrub"] = True
+    return json.dumps(command).encode()
+
+
 def _raise_first(ctx, status: int, errs: list):
     if ctx.failed:
         raise ctx.failed[0]
@@ -220,14 +233,18 @@ class Host:
 
     def mkproc(self, name: str, path: str, args: tuple = (), env: Optional[list] = None,
                dir: Optional[str] = None, scrub: bool = False) -> Deferred:
-        command: dict = {"path": path, "args": list(args)}
-        if env is not None:
-            command["env"] = list(env)
-        if dir is not None:
-            command["dir"] = dir
-        if scrub:
-            command["scrub"] = True
-        return self._make(Proc, "proc", name, json.dumps(command).encode())
+        """Deferred[Proc]: make a process and start ``path`` with ``args``."""
+        return self._make(Proc, "proc", name, _run_command(path, args, env, dir, scrub))
+
+    def mkproc_wait(self, name: str, path: str, args: tuple = (), env: Optional[list] = None,
+                    dir: Optional[str] = None, scrub: bool = False) -> Deferred:
+        """Deferred[dict]: `mkproc`, then `Proc.wait`, in one round trip to the host.
+
+        The exit record, once the process has exited.  Cancelling it ends the wait, not
+        the process, which stays as ``self.proc(name)`` (its output, its removal)."""
+        c = self.client
+        return c._op(c.circuit.make(self._path("proc", name), _run_command(path, args, env, dir, scrub),
+                                    c.caller, wait=True)).addCallback(json.loads)
 
     def proc(self, name: str) -> "Proc":
         return Proc(self.client, self._path("proc", name))

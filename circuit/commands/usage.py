@@ -10,8 +10,10 @@ VERBS = {
     "send": ("PATH", "send standard input, whole, as one message (blocks like the channel)"),
     "recv": ("PATH", "receive one message and write it to standard output (blocks)"),
     "close": ("PATH", "close a channel: receivers drain it, then see end of file"),
-    "mkproc": ("PATH [-- PROGRAM ARGS...]", "make a process (dc/proc/NAME) and start it: the run "
-                                            "command as JSON on standard input, or PROGRAM ARGS"),
+    "mkproc": ("[-w] PATH [-- PROGRAM ARGS...]", "make a process (dc/proc/NAME) and start it: the run "
+                                                 "command as JSON on standard input, or PROGRAM ARGS; "
+                                                 "-w: then wait for it to exit and print its exit "
+                                                 "record (as wait does)"),
     "stdin": ("PATH", "stream standard input into a process's stdin; end of file closes it"),
     "stdout": ("PATH", "stream a process's standard output from its start (blocks until it ends)"),
     "stderr": ("PATH", "stream a process's standard error from its start"),

@@ -450,7 +450,7 @@ async def _mkproc(ctx: Context, args: list) -> None:
             raise Usage("mkproc PATH -- wants a program after --")
     else:
         head, program = args, None
-    _, rest = _options(head, "")
+    flags, rest = _options(head, "w")
     if len(rest) != 1:
         raise Usage(usage("mkproc").splitlines()[0])
 
@@ -459,7 +459,10 @@ async def _mkproc(ctx: Context, args: list) -> None:
             command = json.dumps({"path": program[0], "args": program[1:]}).encode()
         else:
             command = await ctx.stdin.whole()
-        await _make(ctx, path, command)
+        if "w" in flags:  # and wait: the two in one operation, one message to the owner
+            ctx.out(await ctx.call(ctx.circuit.make(path, command, ctx.caller, wait=True)))
+        else:
+            await _make(ctx, path, command)
     await _on_element(ctx, "mkproc", rest[0], "proc", mkproc)
 
 

@@ -212,9 +212,13 @@ class Process:
             o.eof and (o.drained or len(o) == 0) for o in (self.stdout, self.stderr))
 
     def exit_record(self) -> dict:
-        return self.stat()
+        return self._record()
 
     def stat(self) -> dict:
+        """The record, and how many wait for the exit (a waitexit read, a make that waits)."""
+        return dict(self._record(), waiting=len(self._exit))
+
+    def _record(self) -> dict:
         record = {
             "cmd": self.command.to_json() if self.command else None,
             "pid": self.pid,

@@ -227,9 +227,11 @@ class RemoteHostTree:
         handle._sending = _Sending(handle, putting=(wire.path_to_wire(path), hid, data))
         return handle._sending.start().addBoth(lambda result: (handle.release(), result)[1])
 
-    def make(self, path: tuple, content: bytes, caller: ICaller) -> Deferred:
+    def make(self, path: tuple, content: bytes, caller: ICaller, wait: bool = False) -> Deferred:
         if len(content) > wire.MAX_CHUNK:
-            return whole.make(self, path, content, caller)
+            return whole.make(self, path, content, caller, wait)
+        if wait:  # one call that may last as long as the process: cancelling it ends only the wait
+            return self.blocking("make_wait", wire.path_to_wire(path), content)
         return self.call("make", wire.path_to_wire(path), content)
 
     def clause(self, path: tuple, op: str, spelled: str) -> Deferred:

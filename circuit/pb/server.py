@@ -390,6 +390,15 @@ class PeerSession(pb.Referenceable):
             return succeed(refused)
         return self._answer(lambda: self._tree.make(wire.path_from_wire(path), content, self._caller))
 
+    def remote_make_wait(self, path, content, call_id):
+        """Make a process, then answer its exit record once it has exited: a spawn and
+        its wait in one round trip.  Cancelled (remote_cancel), only the wait ends."""
+        refused = self._whole(content)
+        if refused is not None:
+            return succeed(refused)
+        return self._blocking(call_id, lambda: self._tree.make(wire.path_from_wire(path), content,
+                                                               self._caller, wait=True))
+
     def remote_release(self, hid):
         return self._answer(lambda: self.session.release(hid))
 

@@ -161,8 +161,8 @@ class Circuit:
     def put(self, path: tuple, data: bytes, caller: ICaller) -> Deferred:
         return self._inside_a_host(path, "write") or self._on_host(path, "put", data, caller)
 
-    def make(self, path: tuple, content: bytes, caller: ICaller) -> Deferred:
-        return self._inside_a_host(path, "mkdir") or self._on_host(path, "make", content, caller)
+    def make(self, path: tuple, content: bytes, caller: ICaller, wait: bool = False) -> Deferred:
+        return self._inside_a_host(path, "mkdir") or self._on_host(path, "make", content, caller, wait)
 
     def resolve(self, text: str, cwd: tuple = ()) -> tuple:
         if not text.startswith("/"):

@@ -308,8 +308,8 @@ class LocalHostTree:
     def put(self, path: tuple, data: bytes, caller: ICaller) -> Deferred:
         return whole.put(self, path, data, caller)
 
-    def make(self, path: tuple, content: bytes, caller: ICaller) -> Deferred:
-        return whole.make(self, path, content, caller)
+    def make(self, path: tuple, content: bytes, caller: ICaller, wait: bool = False) -> Deferred:
+        return whole.make(self, path, content, caller, wait)
 
     def _help(self) -> bytes:
         return helptext.HOST.format(id=self.host_id, url=self.host.url or "(no URL)",

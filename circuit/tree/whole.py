@@ -46,12 +46,18 @@ FIRST_FILE = {"chan": "cap", "proc": "run", "select": "select", "dns": "addr",
               "subs": "on"}  # what makes each kind work
 
 
-def make(tree: IHostTree, path: tuple, content: bytes, caller: ICaller) -> Deferred:
+def make(tree: IHostTree, path: tuple, content: bytes, caller: ICaller,
+         wait: bool = False) -> Deferred:
     """Deferred: make the element ``path`` (``dc/KIND/NAME``) and put ``content`` into its
     first file (a channel's cap, a process's run, a select's select).  Refused, the
-    element is removed again: a bad make leaves nothing behind."""
+    element is removed again: a bad make leaves nothing behind.
+
+    With ``wait`` (a process only), Deferred[bytes]: then its exit record, once it has
+    exited, as `get` of its ``waitexit`` reads it (`made_then_waited`)."""
     if len(path) != 3 or path[0] != "dc" or path[1] not in FIRST_FILE:
         return fail(errors.Invalid(f"{'/'.join(path)} is not an element's path (dc/KIND/NAME)"))
+    if wait and path[1] != "proc":
+        return fail(errors.Invalid(f"{'/'.join(path)}: only a process is waited for as it is made"))
 
     async def make_() -> None:
         await tree.mkdir(path)
@@ -63,7 +69,43 @@ def make(tree: IHostTree, path: tuple, content: bytes, caller: ICaller) -> Defer
             except errors.CircuitError as e:  # gone already (removed by someone else)
                 log.info("removing the refused {path}: {why}", path="/".join(path), why=e.message)
             raise
-    return ensureDeferred(make_())
+    made = ensureDeferred(make_())
+    return made_then_waited(tree, path, caller, made) if wait else made
+
+
+def made_then_waited(tree: IHostTree, path: tuple, caller: ICaller, made: Deferred) -> Deferred:
+    """Deferred[bytes]: the exit record of the process ``made`` is making.
+
+    Cancelled while it is being made, the make still ends as it would have (made, or
+    refused and removed: never half made) and nobody waits; cancelled later, only the
+    wait ends.  Either way the process, once made, stays, as after `make`."""
+    waiting: list[Deferred] = []
+
+    def cancel(_) -> None:
+        if waiting:
+            waiting[0].cancel()
+    outer = Deferred(cancel)
+
+    def give(result) -> None:
+        if not outer.called:
+            outer.callback(result)
+
+    def refuse(failure) -> None:
+        if not outer.called:
+            outer.errback(failure)
+
+    def made_(_) -> None:
+        if not outer.called:  # else given up while it was made: nobody waits
+            waiting.append(get(tree, path + ("waitexit",), caller).addCallbacks(give, refuse))
+
+    def refused(failure) -> None:
+        if outer.called:  # given up meanwhile: the refusal has nobody else to reach
+            log.info("a make given up was refused: {path}: {why}", path="/".join(path),
+                     why=failure.getErrorMessage())
+        else:
+            outer.errback(failure)
+    made.addCallbacks(made_, refused)
+    return outer
 
 
 def get(tree: ICircuit | IHostTree, path: tuple, caller: ICaller) -> Deferred:

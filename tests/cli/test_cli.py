@@ -48,13 +48,16 @@ def test_the_issues_session(host):
     assert made.returncode == 0, made.stderr
     assert json.loads(circuit(host, "wait", f"/{h}/dc/proc/build").stdout)["exit"] == 3
     assert circuit(host, "stdout", f"/{h}/dc/proc/build").stdout == b"built\n"
+    waited = circuit(host, "mkproc", "-w", f"/{h}/dc/proc/once", "--", "/bin/sh", "-c", "echo once; exit 5")
+    assert waited.returncode == 0 and json.loads(waited.stdout)["exit"] == 5, waited.stderr
+    assert circuit(host, "stdout", f"/{h}/dc/proc/once").stdout == b"once\n"
     listing = circuit(host, "ls", "-l", f"/{h}/dc/proc", f"/{h}/dc/chan").stdout.decode()
     assert "build  [proc: exited, exit 3]" in listing and "jobs  [chan: cap 10, 2 buffered]" in listing
     run = json.dumps({"path": "/bin/cat"}).encode()
     assert circuit(host, "mkproc", f"/{h}/dc/proc/cat", input=run).returncode == 0
     assert circuit(host, "stdin", f"/{h}/dc/proc/cat", input=b"through stdin\n").returncode == 0
     assert circuit(host, "stdout", f"/{h}/dc/proc/cat").stdout == b"through stdin\n"
-    assert circuit(host, "rm", f"/{h}/dc/proc/cat", f"/{h}/dc/proc/build").returncode == 0
+    assert circuit(host, "rm", f"/{h}/dc/proc/cat", f"/{h}/dc/proc/build", f"/{h}/dc/proc/once").returncode == 0
     assert circuit(host, "ls", f"/{h}/dc/proc").stdout == b""
 
 
@@ -172,6 +175,12 @@ CASES = [
       "echo '{{\"path\": \"/no/such/program\"}}' > {h}/dc/proc/p5/run",
       "echo '{\"path\": \"/no/such/program\"}' > dc/proc/p5/run",
       'host.mkproc("p5c", path="/no/such/program")'),
+     errno.ENOENT),
+    ("true",  # made and waited for in one: refused, nothing is left to wait for (nor to make again)
+     (["mkproc", "-w", "{h}/dc/proc/p5w", "--", "/no/such/program"],
+      "mkproc -w {h}/dc/proc/p5x -- /no/such/program",
+      "mkdir dc/proc/p5y && echo '{\"path\": \"/no/such/program\"}' > dc/proc/p5y/run",
+      'host.mkproc_wait("p5z", path="/no/such/program")'),
      errno.ENOENT),
     ("mkdir dc/proc/p6",
      (None, "echo '{{\"path\": 5}}' > {h}/dc/proc/p6/run", "echo '{\"path\": 5}' > dc/proc/p6/run",

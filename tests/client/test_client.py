@@ -75,6 +75,50 @@ def test_the_issues_python_session_across_hosts(cluster):
     assert (b.root / "dc" / "chan" / "jobs").is_dir()  # made on B, seen through B's own mount
 
 
+def test_a_process_made_and_waited_for_in_one_call(cluster):
+    a, b, me = cluster
+    r = script(f"""
+        host = c.host({b.host_id!r})
+        print(host.mkproc_wait("once", path="/bin/sh", args=["-c", "echo ran; exit 4"])["exit"])
+        print(host.proc("once").stdout())
+        host.mkproc("running", path="/bin/sleep", args=["60"])
+        for name, path in (("missing", "/no/such/program"), ("running", "/bin/true")):
+            try:
+                host.mkproc_wait(name, path=path)
+            except errors.CircuitError as e:
+                print("refused", e.errno)
+        host.proc("running").remove()
+        c.close()
+    """, url=a.url, data=me)
+    assert r.returncode == 0, r.stderr
+    # A name taken is refused at once, not waited on: the sleep it names runs for a minute.
+    assert r.stdout.splitlines() == ["4", "b'ran\\n'", f"refused {errno.ENOENT}", f"refused {errno.EEXIST}"]
+    assert not (b.root / "dc" / "proc" / "missing").exists()  # a refused make leaves nothing
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_a_client_that_gives_up_waiting_leaves_the_process_it_made(cluster, how):
+    a, b, me = cluster
+    name = f"made{how.value}"
+    proc = b.root / "dc" / "proc" / name
+    waiter = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        from circuit.client.blocking import connect
+        c = connect({a.url!r}, data={str(me)!r})
+        print(c.host({b.host_id!r}).mkproc_wait({name!r}, path="/bin/sleep", args=["60"]))
+    """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    stat = lambda: json.loads((proc / "stat").read_text())  # noqa: E731
+    wait_for(lambda: proc.is_dir() and stat()["waiting"] == 1, 30, what="the client to wait on B")
+    assert stat()["phase"] == "running"
+    waiter.send_signal(how)
+    out, _ = waiter.communicate(timeout=15)
+    assert out == b""
+    wait_for(lambda: stat()["waiting"] == 0, what="its wait on B to end")
+    assert stat()["phase"] == "running"  # the process it made goes on
+    (proc / "signal").write_text("KILL\n")
+    assert json.loads((proc / "waitexit").read_text())["signal"] == "KILL"
+    proc.rmdir()
+
+
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
 def test_a_client_that_gives_up_takes_nothing(cluster, how):
     a, b, me = cluster

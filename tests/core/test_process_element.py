@@ -112,11 +112,14 @@ def test_a_new_process_is_created_and_not_running():
     proc = Process(FakeReactor(), {}, Clock())
     assert proc.phase == CREATED
     assert proc.stat() == {"cmd": None, "pid": None, "phase": "created", "exit": None,
-                           "signal": None, "started": None, "ended": None}
+                           "signal": None, "started": None, "ended": None, "waiting": 0}
     with pytest.raises(errors.NoProcess) as e:
         proc.signal(15)
     assert e.value.errno == errno.ESRCH
-    assert pending(proc.wait_exit())
+    waited = proc.wait_exit()
+    assert pending(waited) and proc.stat()["waiting"] == 1
+    waited.cancel()
+    assert proc.stat()["waiting"] == 0
 
 
 def test_run_spawns_the_command_with_its_args_env_and_dir(sh, tmp_path):
