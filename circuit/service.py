@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
 from typing import Optional
 
@@ -39,6 +40,26 @@ def give_up(reactor, why: str) -> None:
         reactor.stop()
     else:
         reactor.callWhenRunning(reactor.stop)
+
+
+def more_open_files() -> tuple[int, int]:
+    """Raise this process's soft limit of open files to its hard limit: (before, after).
+
+    A host holds a connection to every member it has probed (N-1 in a cluster of N), three
+    pipes per running process, and what its views have open; the usual soft limit of 1,024
+    would refuse a dial, a spawn or a connection long before the hard limit does (a Go
+    program, gocircuit's included, raises it the same way at start).  The processes it
+    starts inherit the raised limit, as a service's processes inherit systemd's."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft >= hard:
+        return soft, soft
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError) as e:  # an infinite hard limit above fs.nr_open, say
+        log.warn("could not raise the limit of open files from {soft}: {why}", soft=soft, why=e)
+        return soft, soft
+    return soft, wanted
 
 
 def _dialable(host: str) -> str:
@@ -113,6 +134,9 @@ class CircuitService(MultiService):
 
     # -- starting ----------------------------------------------------------------------
     def startService(self) -> None:
+        before, after = more_open_files()
+        if after != before:
+            log.info("open files: soft limit raised from {before} to {after}", before=before, after=after)
         self.keeper.start()
         super().startService()
         # twistd starts services before the reactor runs, and so before its signal

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import os
 import re
+import resource
 import secrets
 import time
 from collections import Counter
@@ -138,4 +139,14 @@ class Host:
             "load": load,
             "elements": {k: len(v) for k, v in self.elements.items()},
             "requests": dict(sorted(self.requests.items())),
+            "files": _open_files(),
         }
+
+
+def _open_files() -> dict:
+    """The descriptors this host has open, and its soft limit (see service.more_open_files)."""
+    try:
+        used = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+    except OSError:
+        used = None
+    return {"open": used, "limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}

@@ -165,7 +165,10 @@ class Process:
                                                    env=environment, path=command.dir)
         except (OSError, ValueError) as e:
             self.command, self.phase, self.started = None, CREATED, None
-            raise errors.CircuitError(f"run: could not start {command.path}: {getattr(e, 'strerror', None) or e}")
+            refused = errors.CircuitError(f"run: could not start {command.path}: {getattr(e, 'strerror', None) or e}")
+            if getattr(e, "errno", None):  # EMFILE, EAGAIN, ENOMEM: the host's want, said as it is
+                refused.errno = e.errno
+            raise refused
         self._transport = transport
         self.stdin.transport = transport
 

@@ -25,6 +25,37 @@ def test_twistd_plugin_runs_the_host(tmp_path):
     assert not is_mounted(d.mount)
 
 
+def test_a_host_started_under_a_low_limit_of_open_files_raises_it(tmp_path):
+    """Under a soft limit of 64 (hard 4096), 40 processes at once (three pipes each) would
+    fail to spawn (EMFILE) from about the twelfth: the host raises its soft limit first."""
+    d = start_daemon(tmp_path, prefix=("prlimit", "--nofile=64:4096", "--"))
+    try:
+        d.sh("for i in $(seq 40); do mkdir dc/proc/s$i && "
+             "echo '{\"path\": \"/bin/sleep\", \"args\": [\"60\"]}' > dc/proc/s$i/run || exit 1; done")
+        files = json.loads(d.sh("cat sys/stat").stdout)["files"]
+        assert files["open"] > 64 + 40 and files["limit"] == 4096, files  # more than it was given
+        assert all(json.loads(d.sh(f"cat dc/proc/s{i}/stat").stdout)["phase"] == "running" for i in range(1, 41))
+        d.sh("for i in $(seq 40); do rmdir dc/proc/s$i; done")
+    finally:
+        assert d.stop() in (0, -signal.SIGTERM)
+
+
+def test_a_host_out_of_open_files_says_so_and_changes_nothing(tmp_path):
+    d = start_daemon(tmp_path, prefix=("prlimit", "--nofile=64:64", "--"))
+    try:
+        made = d.sh("for i in $(seq 40); do mkdir dc/proc/s$i && "
+                    "echo '{\"path\": \"/bin/sleep\", \"args\": [\"60\"]}' > dc/proc/s$i/run || exit 1; done",
+                    check=False)
+        assert made.returncode == 1 and "Too many open files" in made.stderr, made.stderr
+        refused = max(int(p.name[1:]) for p in (d.root / "dc" / "proc").iterdir())
+        proc = d.root / "dc" / "proc" / f"s{refused}"
+        assert (proc / "error").read_text() == "run: could not start /bin/sleep: Too many open files (EMFILE)\n"
+        assert json.loads((proc / "stat").read_text())["phase"] == "created"  # nothing started
+        d.sh("for p in dc/proc/*; do rmdir $p; done")
+    finally:
+        assert d.stop() in (0, -signal.SIGTERM)
+
+
 def test_circuit_start_needs_no_plugin_discovery(tmp_path):
     """Under an editable install (pip install -e .) twistd's discovery does not see
     twisted/plugins/: circuit start hands twistd its service maker itself."""
