@@ -108,6 +108,22 @@ def test_a_reader_that_gives_up_takes_nothing(host, how):
     assert sender.wait(15) == 0
 
 
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_a_make_and_wait_given_up_leaves_the_process_running(host, how):
+    h, p = host.host_id, f"mw{how.value}"
+    proc = host.daemon.root / "dc" / "proc" / p
+    stat = lambda: json.loads((proc / "stat").read_text())  # noqa: E731
+    waiter = popen(host, "mkproc", "-w", f"/{h}/dc/proc/{p}", "--", "/bin/sleep", "60",
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    wait_for(lambda: proc.is_dir() and stat()["waiting"] == 1, what="the command to wait")
+    waiter.send_signal(how)
+    out, _ = waiter.communicate(timeout=15)
+    assert out == b"" and waiter.returncode == (130 if how == signal.SIGINT else -9)
+    wait_for(lambda: stat()["waiting"] == 0, what="its wait to go")
+    assert stat()["phase"] == "running"
+    assert circuit(host, "rm", f"/{h}/dc/proc/{p}").returncode == 0
+
+
 def test_timeout_gives_up_and_takes_nothing(host):
     h = host.host_id
     circuit(host, "mkchan", f"/{h}/dc/chan/late", "1")
