@@ -253,19 +253,23 @@ def test_a_dead_host_is_ehostdown_not_a_hang(tmp_path):
         wait_for(lambda: len(list(a.mount.iterdir())) == 2, what="the two to meet")
         b.sh("mkdir dc/chan/w && echo 0 > dc/chan/w/cap")
         make_client(ca, tmp_path / "me")
-        reader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        waiters = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
             from circuit.client.blocking import connect
             from circuit import errors
             c = connect({a.url!r}, data={str(tmp_path / "me")!r})
             try:
-                c.host({b.host_id!r}).chan("w").recv()
+                c.host({b.host_id!r}).{call}
             except errors.CircuitError as e:
                 print(type(e).__name__, e.errno)
         """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        chan = b.root / "dc" / "chan" / "w"
+            for call in ('chan("w").recv()', 'mkproc_wait("long", path="/bin/sleep", args=["60"])')]
+        chan, proc = b.root / "dc" / "chan" / "w", b.root / "dc" / "proc" / "long"
         wait_for(lambda: chan_stat(chan)["receivers_waiting"] == 1, 30, what="the client to block")
+        wait_for(lambda: proc.is_dir() and json.loads((proc / "stat").read_text())["waiting"] == 1, 30,
+                 what="the client to wait for its process")
         b.stop(signal.SIGKILL)
-        out, err = reader.communicate(timeout=30)
-        assert out.strip() == f"HostDown {errno.EHOSTDOWN}", err
+        for waiter in waiters:
+            out, err = waiter.communicate(timeout=30)
+            assert out.strip() == f"HostDown {errno.EHOSTDOWN}", err
     finally:
         a.stop()
