@@ -7,6 +7,7 @@ from typing import Optional
 from zope.interface import implementer
 
 from circuit.membership.swim import ITransport
+from circuit.pb import wire
 
 
 @implementer(ITransport)
@@ -21,7 +22,8 @@ class PBTransport:
         return self._peers.call(via_id, via_url, "ping_req", target_id, target_url, json.dumps(rumours))
 
     def sync(self, member_id: Optional[str], url: str, state: list):
-        return self._peers.call(member_id, url, "sync", json.dumps(state))
+        # A full state is about 90 bytes a member: over Banana's limit past some 7,000 hosts.
+        return self._peers.call(member_id, url, "sync", wire.pieces(json.dumps(state)))
 
     def connected(self, member_id: str) -> bool:
         return self._peers.is_connected(member_id)

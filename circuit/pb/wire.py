@@ -23,9 +23,12 @@ log = Logger("circuit.pb")
 
 # The most a single read or write may carry: under Banana's 640 KiB string limit.
 MAX_CHUNK = 256 * 1024
-# The most any answer may be: Banana refuses to send a longer string, and the call would
-# never be answered.  A listing is sent in pages of about MAX_CHUNK (remote_listdir).
+# Banana refuses to send a string over 640 KiB (the call would never be answered), so a
+# longer answer goes as a list of pieces of at most MAX_CHUNK (`pieces`), and a longer
+# argument too (a full membership state of thousands of hosts).  A listing is sent in pages
+# of about MAX_CHUNK (remote_listdir) rather than held whole.
 MAX_ANSWER = 600 * 1024
+MAX_WHOLE = 64 * 1024 * 1024  # the most an answer in pieces may be
 
 _BY_ERRNO = {cls.errno: cls for cls in errors.CircuitError.__subclasses__()}
 
@@ -45,10 +48,28 @@ def ok(value: Any = None) -> bytes:
     else:
         answer = b"J" + json.dumps(value).encode()
     if len(answer) > MAX_ANSWER:
-        log.error("an answer of {n} bytes is more than a connection carries: refused instead",
-                  n=len(answer))
-        return refused(errors.TooBig.errno, f"the answer ({len(answer)} bytes) is too big to send")
+        if len(answer) > MAX_WHOLE:
+            log.error("an answer of {n} bytes is more than a connection carries: refused instead",
+                      n=len(answer))
+            return refused(errors.TooBig.errno, f"the answer ({len(answer)} bytes) is too big to send")
+        return pieces(answer)
     return answer
+
+
+def pieces(text):
+    """``text`` (bytes or str) as it may cross the wire: itself if Banana sends it whole,
+    else a list of pieces of at most MAX_CHUNK (`whole` joins them again)."""
+    if len(text) <= MAX_ANSWER:
+        return text
+    return [text[i:i + MAX_CHUNK] for i in range(0, len(text), MAX_CHUNK)]
+
+
+def whole(w: Any, kind: type) -> Any:
+    """What `pieces` made, whole again, if it is a ``kind`` (bytes or str) or a list of them;
+    anything else as it came (the caller refuses it)."""
+    if type(w) is list and w and all(type(p) is kind for p in w):
+        return kind().join(w)
+    return w
 
 
 def refused(code: int, why: str) -> bytes:
@@ -78,6 +99,7 @@ def refusal(failure) -> bytes:
 
 def unwrap(answer: Any) -> Any:
     """The value in an answer (Data arrives as a (note, payload) tuple); raise a refusal."""
+    answer = whole(answer, bytes)
     if isinstance(answer, bytes) and answer:
         tag, body = answer[:1], answer[1:]
         if tag == b"J":
@@ -138,6 +160,7 @@ def path_from_wire(w: Any) -> tuple:
 
 
 def from_json(w: Any) -> Any:
+    w = whole(w, str)  # a full state of thousands of hosts comes in pieces
     if not isinstance(w, str):
         raise errors.Invalid("expected JSON text")
     try:
