@@ -10,6 +10,8 @@ over N whole processes, run as a shell loop would run them:
   circuit ls /X...      a listing
   circuit send + recv   one message into a channel (cap 1000000) and out again: two commands
   circuit mkchan + rm   making a channel and removing it: two commands
+  circuit mkproc + wait a process of /bin/true and its exit record: two commands
+  circuit mkproc -w     the same as one command
 
 A benchmark, not a test: it asserts nothing about time.
 """
@@ -64,7 +66,7 @@ def main(argv=None) -> int:
                     raise RuntimeError(f"{words}: {r.returncode} {r.stderr!r}")
 
             run("mkchan", f"/{hid}/dc/chan/c", "1000000")
-            series = {k: [] for k in ("python", "true", "ls", "sendrecv", "mkrm")}
+            series = {k: [] for k in ("python", "true", "ls", "sendrecv", "mkrm", "mkwait", "mkw")}
             for _ in range(args.rounds):
                 series["python"].append(mean_of(args.n, lambda i: subprocess.run(
                     [sys.executable, "-c", "pass"], capture_output=True)))
@@ -74,6 +76,12 @@ def main(argv=None) -> int:
                     run("send", f"/{hid}/dc/chan/c", input=b"message"), run("recv", f"/{hid}/dc/chan/c"))))
                 series["mkrm"].append(mean_of(args.n, lambda i: (
                     run("mkchan", f"/{hid}/dc/chan/m{i}", "0"), run("rm", f"/{hid}/dc/chan/m{i}"))))
+                made = len(series["mkwait"])  # process names are not reused: they stay until the end
+                series["mkwait"].append(mean_of(args.n, lambda i: (
+                    run("mkproc", f"/{hid}/dc/proc/p{made}_{i}", "--", "/bin/true"),
+                    run("wait", f"/{hid}/dc/proc/p{made}_{i}"))))
+                series["mkw"].append(mean_of(args.n, lambda i: run(
+                    "mkproc", "-w", f"/{hid}/dc/proc/w{made}_{i}", "--", "/bin/true")))
                 print({k: round(v[-1] * 1e3, 2) for k, v in series.items()}, flush=True)
         finally:
             host.proc.terminate()
@@ -86,7 +94,9 @@ def main(argv=None) -> int:
     for key, label, commands in [("python", "`python -c pass`", 1), ("true", "`circuit true`", 1),
                                  ("ls", "`circuit ls /X...`", 1),
                                  ("sendrecv", "`circuit send` + `circuit recv`, one message", 2),
-                                 ("mkrm", "`circuit mkchan` + `circuit rm`", 2)]:
+                                 ("mkrm", "`circuit mkchan` + `circuit rm`", 2),
+                                 ("mkwait", "`circuit mkproc` + `circuit wait`, /bin/true", 2),
+                                 ("mkw", "`circuit mkproc -w`, /bin/true", 1)]:
         per = med[key] / commands
         rows.append(f"| {label} | {med[key] * 1e3:.1f} ms | {per * 1e3:.1f} ms | {per / py:.2f}x |")
     how = (f"Medians of {args.rounds} rounds of {args.n} processes; the whole run took {elapsed:.0f} s "
