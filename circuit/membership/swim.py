@@ -15,9 +15,10 @@ memory under `task.Clock` in tests.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
-import heapq
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -87,14 +88,30 @@ class Membership:
         self._listener = listener or (lambda *a: None)
         self._rng = rng or random.Random()
         self._gossip: dict[str, tuple[Rumour, int, int]] = {}  # id -> (rumour, times left, order)
-        # The same queue as a heap of (-times left, -order, id), so that each message takes
-        # its few rumours in O(log n) rather than looking at every rumour queued.  An entry
-        # whose (times left, order) is no longer the id's in _gossip is stale and skipped.
-        self._queue: list[tuple[int, int, str]] = []
+        # The same queue in buckets by times left, each the orders queued, ascending, and
+        # each order's id: a message takes the last of the fullest bucket, O(1) a rumour,
+        # and puts it back one bucket lower (a bisection of ints).  Each message takes from
+        # it, and after a mass failure it holds a rumour per member.  An entry whose
+        # (times left, order) is no longer the id's in _gossip is stale and skipped.
+        self._buckets: dict[int, list[int]] = {}
+        self._queued: dict[int, str] = {}  # order -> id, for every entry of the buckets
+        self._sends = (None, 0, 0)  # (timing, members, retransmits): the last computed
         self._spoken = 0  # counts rumours spread: the newest goes first among equals
         self._digest: tuple = ((), "")  # (what it was computed from, the digest)
         self._changes = 0  # counts changes to what the digest covers
+        self._dirty: set[str] = set()  # ... and the members changed since the last digest
+        self._line_ids: list[str] = []  # the digest's lines, by id (`_lines`) ...
+        self._line_texts: list[str] = []
+        self._lines_of: Optional[tuple] = None  # ... kept for this table (id and size)
         self._probe_order: list[str] = []
+        # The ALIVE members in the order of self.members, for the indirect probes' helpers
+        # (`_alive_index`): each member's place in that order (a slot, ascending), the
+        # slots of those ALIVE, sorted, and for what table (id and size) they were kept.
+        self._slot: dict[str, int] = {}
+        self._slot_ids: dict[int, str] = {}
+        self._alive: list[int] = []
+        self._next_slot = 0
+        self._indexed: Optional[tuple] = None
         self._suspicion_timers: dict[str, object] = {}
         self._probing: set[str] = set()
         self._to_check: dict[str, None] = {}  # suspicions heard, to probe, in order (_check)
@@ -156,9 +173,10 @@ class Membership:
         return [self.me().to_wire()] + [[m.state, m.id, m.url, m.incarnation, ""]
                                         for m in self.members.values()]
 
-    def _changed(self) -> None:
+    def _changed(self, member_id: str) -> None:
         """A member's state, incarnation or URL changed, or a member came or went."""
         self._changes += 1
+        self._dirty.add(member_id)
 
     def digest(self) -> str:
         """A short hash of every member's state, incarnation and URL (this host's own
@@ -166,18 +184,50 @@ class Membership:
 
         Kept until something it covers changes (`_changed`, and this host's own
         incarnation, the member table and its size are checked too): the anti-entropy
-        exchange asks for it several times a period, and it is O(N log N).  A member
-        changed in place from outside this class would not be noticed."""
+        exchange asks for it several times a period.  Its lines are kept too, sorted, and
+        remade only for the members changed since (`_lines`): while members change all the
+        time (a mass failure) each digest is then a join and a hash, not N lines formatted
+        and sorted.  A member changed in place from outside this class would not be noticed."""
         key = (self._changes, id(self.members), len(self.members), self.incarnation, self.leaving)
         if self._digest[0] == key:
             return self._digest[1]
-        rows = {m.id: (m.state, m.url, m.incarnation) for m in self.members.values()}
+        ids, lines = self._lines()
         me = self.me()
-        rows[me.id] = (me.state, me.url, me.incarnation)
-        text = "\n".join(f"{i} {st} {inc} {url}" for i, (st, url, inc) in sorted(rows.items()))
+        lines[bisect.bisect_left(ids, me.id)] = f"{me.id} {me.state} {me.incarnation} {me.url}"
+        text = "\n".join(lines)
         digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
         self._digest = (key, digest)
         return digest
+
+    def _lines(self) -> tuple[list, list]:
+        """The digest's text, a line a member and one for this host, sorted by id, as
+        f"{id} {state} {incarnation} {url}" (this host's own line is left to the caller)."""
+        members = self.members
+        ids, lines = self._line_ids, self._line_texts
+        if self._lines_of != (id(members), len(members)):  # replaced or resized from outside
+            rows = {m.id: m for m in members.values()}
+            rows[self.id] = None
+            ids[:] = sorted(rows)
+            lines[:] = ["" if rows[i] is None else
+                        f"{i} {rows[i].state} {rows[i].incarnation} {rows[i].url}" for i in ids]
+            self._lines_of = (id(members), len(members))
+        else:
+            for member_id in self._dirty:
+                if member_id == self.id:
+                    continue
+                m = members.get(member_id)
+                k = bisect.bisect_left(ids, member_id)
+                here = k < len(ids) and ids[k] == member_id
+                if m is None:
+                    if here:
+                        del ids[k], lines[k]
+                elif here:
+                    lines[k] = f"{member_id} {m.state} {m.incarnation} {m.url}"
+                else:
+                    ids.insert(k, member_id)
+                    lines.insert(k, f"{member_id} {m.state} {m.incarnation} {m.url}")
+        self._dirty.clear()
+        return ids, lines
 
     def merge_state(self, state: list) -> None:
         members = self.members
@@ -203,18 +253,25 @@ class Membership:
         """Up to gossip_per_message rumours to piggyback, least sent first."""
         # Least sent first, and the newest first among those (as memberlist's queue):
         # a refutation just made must not wait behind a burst of older news.
-        # A heap, not a sort or a scan: after a mass failure the queue holds a rumour per
-        # member, and every message takes from it.  The same choice, in the same order, as
-        # heapq.nsmallest(k, _gossip.items(), key=lambda kv: (-kv[1][1], -kv[1][2])):
-        # orders are unique, so there are no ties.
-        gossip, queue = self._gossip, self._queue
+        # The same choice, in the same order, as heapq.nsmallest(k, _gossip.items(),
+        # key=lambda kv: (-kv[1][1], -kv[1][2])) (orders are unique: no ties), without
+        # looking at every rumour queued.  All are chosen before any is put back: a
+        # rumour goes once in a message.
+        gossip, buckets, queued = self._gossip, self._buckets, self._queued
         chosen = []
         want = self.gossip_budget()
-        while queue and len(chosen) < want:
-            entry = heapq.heappop(queue)
-            held = gossip.get(entry[2])
-            if held is not None and held[1] == -entry[0] and held[2] == -entry[1]:
-                chosen.append(held)
+        if want and buckets:
+            for left in sorted(buckets, reverse=True):
+                bucket = buckets[left]
+                while bucket and len(chosen) < want:
+                    order = bucket.pop()
+                    held = gossip.get(queued.pop(order))
+                    if held is not None and held[1] == left and held[2] == order:
+                        chosen.append(held)
+                if not bucket:
+                    del buckets[left]
+                if len(chosen) >= want:
+                    break
         out = []
         for rumour, left, order in chosen:
             out.append(rumour.to_wire())
@@ -222,7 +279,14 @@ class Membership:
                 del gossip[rumour.id]
             else:
                 gossip[rumour.id] = (rumour, left - 1, order)
-                heapq.heappush(queue, (1 - left, -order, rumour.id))
+                queued[order] = rumour.id
+                lower = buckets.get(left - 1)
+                if not lower:
+                    buckets[left - 1] = [order]
+                elif lower[-1] < order:
+                    lower.append(order)
+                else:
+                    bisect.insort(lower, order)
         return out
 
     def gossip_budget(self) -> int:
@@ -235,14 +299,28 @@ class Membership:
 
     def _spread(self, rumour: Rumour) -> None:
         self._spoken += 1
-        left = retransmits(self.timing, len(self.members) + 1)
-        self._gossip[rumour.id] = (rumour, left, self._spoken)
-        queue = self._queue
-        if len(queue) > 2 * len(self._gossip) + 64:  # mostly stale: rebuild
-            queue[:] = [(-n, -order, i) for i, (_, n, order) in self._gossip.items()]
-            heapq.heapify(queue)
+        timing, members, left = self._sends
+        if timing is not self.timing or members != len(self.members):  # (math.log10: once)
+            left = retransmits(self.timing, len(self.members) + 1)
+            self._sends = (self.timing, len(self.members), left)
+        gossip, queued = self._gossip, self._queued
+        gossip[rumour.id] = (rumour, left, self._spoken)
+        if len(queued) > 2 * len(gossip) + 64:  # mostly stale: rebuild
+            buckets: dict[int, list[int]] = {}
+            queued.clear()
+            for i, (_, n, order) in gossip.items():
+                buckets.setdefault(n, []).append(order)
+                queued[order] = i
+            for bucket in buckets.values():
+                bucket.sort()
+            self._buckets = buckets
         else:
-            heapq.heappush(queue, (-left, -self._spoken, rumour.id))
+            bucket = self._buckets.get(left)
+            if bucket is None:
+                self._buckets[left] = [self._spoken]
+            else:
+                bucket.append(self._spoken)  # the newest: the highest order
+            queued[self._spoken] = rumour.id
 
     # -- hearing rumours --------------------------------------------------------------
     def hear(self, item) -> None:
@@ -252,9 +330,14 @@ class Membership:
         if type(item) is list and len(item) == 5 and type(item[1]) is str:
             known = self.members.get(item[1])
             if known is not None and known.state == item[0] and known.incarnation == item[3] \
-                    and type(item[3]) is int and type(item[2]) is str and type(item[4]) is str \
-                    and (item[0] != SUSPECT or not item[4] or item[4] in known.suspecters):
-                return
+                    and type(item[3]) is int and type(item[2]) is str and type(item[4]) is str:
+                if item[0] != SUSPECT or not item[4] or item[4] in known.suspecters:
+                    return
+                if item[1] != self.id:
+                    # A suspicion we hold, by someone not counted yet (most of what is
+                    # heard during a mass failure): what _hear does, without parsing.
+                    self._confirm(known, item[4])
+                    return
         self._hear(item)
 
     def _hear(self, item) -> None:
@@ -273,8 +356,9 @@ class Membership:
                 # Remember a death we had not heard of, so a stale "alive" cannot revive it.
                 self.members[rumour.id] = Member(rumour.id, rumour.url, rumour.incarnation,
                                                  rumour.state, self._clock.seconds())
+                self._index_added(self.members[rumour.id])
                 self._gone[rumour.id] = None
-                self._changed()
+                self._changed(rumour.id)
                 return
             self._add(rumour)
             return
@@ -330,7 +414,8 @@ class Membership:
     def _add(self, rumour: Rumour) -> None:
         member = Member(rumour.id, rumour.url, rumour.incarnation, rumour.state, self._clock.seconds())
         self.members[rumour.id] = member
-        self._changed()
+        self._index_added(member)
+        self._changed(member.id)
         self._spread(member.rumour())
         self._into_round(member.id)
         log.info("{id} joined ({url})", id=member.id, url=member.url)
@@ -339,9 +424,11 @@ class Membership:
             self._start_suspicion(member)
 
     def _set_state(self, member: Member, state: str, was: str, by: Optional[str]) -> None:
+        if (member.state == ALIVE) != (state == ALIVE):
+            self._index_alive(member, state == ALIVE)
         member.state = state
         member.since = self._clock.seconds()
-        self._changed()
+        self._changed(member.id)
         if state in GONE:
             self._gone[member.id] = None
         else:
@@ -486,8 +573,11 @@ class Membership:
             self.hear(item)
 
     def _probe_indirectly(self, member: Member) -> Deferred:
-        # live_members() filtered again, in one pass: the same list, in the same order.
-        helpers = [m for m in self.members.values() if m.state == ALIVE and m.id != member.id]
+        # The ALIVE members but the target, in the order of self.members, as the list
+        # [m for m in self.members.values() if m.state == ALIVE and m.id != member.id]
+        # would give them, without looking at every member: sample() needs only their
+        # number and the few it draws (the same draws, so the same helpers).
+        helpers = self._alive_but(member.id)
         helpers = self._rng.sample(helpers, min(self.timing.indirect_probes, len(helpers)))
         if not helpers:
             self.suspect(member.id)
@@ -514,6 +604,74 @@ class Membership:
             a.addCallbacks(answered, lambda f: None)
         DeferredList(asks, consumeErrors=True).addCallback(all_failed)
         return result
+
+    # -- the ALIVE members, indexed ----------------------------------------------------
+    def _alive_index(self) -> list:
+        """The sorted slots of the ALIVE members.  Kept up to date by this class's own
+        changes to the table; made afresh if the table was replaced or its size changed
+        from outside (a member changed in place from outside is not noticed)."""
+        members = self.members
+        if self._indexed != (id(members), len(members)):
+            self._slot = {i: n for n, i in enumerate(members)}
+            self._slot_ids = dict(enumerate(members))
+            self._alive = [n for n, m in enumerate(members.values()) if m.state == ALIVE]
+            self._next_slot = len(members)
+            self._indexed = (id(members), len(members))
+        return self._alive
+
+    def _index_added(self, member: Member) -> None:
+        """A member was just added at the end of self.members."""
+        members = self.members
+        table = (id(members), len(members))
+        self._lines_of = table if self._lines_of == (table[0], table[1] - 1) else None
+        if self._indexed != (id(members), len(members) - 1):
+            self._indexed = None  # changed from outside meanwhile: made afresh when needed
+            return
+        n = self._next_slot
+        self._next_slot += 1
+        self._slot[member.id] = n
+        self._slot_ids[n] = member.id
+        if member.state == ALIVE:
+            self._alive.append(n)  # the highest slot
+        self._indexed = (id(members), len(members))
+
+    def _index_removed(self, member_id: str) -> None:
+        """A member was just deleted from self.members."""
+        members = self.members
+        table = (id(members), len(members))
+        self._lines_of = table if self._lines_of == (table[0], table[1] + 1) else None
+        if self._indexed != (id(members), len(members) + 1):
+            self._indexed = None
+            return
+        n = self._slot.pop(member_id)
+        del self._slot_ids[n]
+        self._alive_discard(n)
+        self._indexed = (id(members), len(members))
+
+    def _index_alive(self, member: Member, alive: bool) -> None:
+        """A member of the table becomes ALIVE, or stops being so."""
+        if self._indexed != (id(self.members), len(self.members)) or member.id not in self._slot:
+            self._indexed = None
+            return
+        n = self._slot[member.id]
+        if alive:
+            bisect.insort(self._alive, n)
+        else:
+            self._alive_discard(n)
+
+    def _alive_discard(self, n: int) -> None:
+        alive = self._alive
+        k = bisect.bisect_left(alive, n)
+        if k < len(alive) and alive[k] == n:
+            del alive[k]
+
+    def _alive_but(self, member_id: str) -> Sequence:
+        alive = self._alive_index()
+        n = self._slot.get(member_id)
+        skip = bisect.bisect_left(alive, n) if n is not None else len(alive)
+        if skip >= len(alive) or alive[skip] != n:
+            skip = len(alive)  # not ALIVE: nothing to leave out
+        return _Helpers(alive, skip, self._slot_ids, self.members)
 
     def _timed(self, d: Deferred, seconds: float) -> Deferred:
         return d.addTimeout(seconds, self._clock)
@@ -575,8 +733,9 @@ class Membership:
         for member_id in list(self._gone):
             if now - self.members[member_id].since > self.timing.tombstone:
                 del self.members[member_id]
+                self._index_removed(member_id)
                 del self._gone[member_id]
-                self._changed()
+                self._changed(member_id)
         dead = [m for m in map(self.members.__getitem__, self._gone) if m.state == DEAD]
         if not dead:
             return None
@@ -595,6 +754,28 @@ class Membership:
 
 
 DIGEST = "digest"
+
+
+class _Helpers(Sequence):
+    """The members at these sorted slots but the one at position ``skip``: a list's view."""
+
+    __slots__ = ("_alive", "_skip", "_ids", "_members", "_len")
+
+    def __init__(self, alive: list, skip: int, ids: dict, members: dict):
+        self._alive, self._skip, self._ids, self._members = alive, skip, ids, members
+        self._len = len(alive) - (skip < len(alive))
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, k: int) -> Member:
+        if k < 0:
+            k += self._len
+        if not 0 <= k < self._len:
+            raise IndexError(k)
+        if k >= self._skip:
+            k += 1
+        return self._members[self._ids[self._alive[k]]]
 
 
 def _is_digest(state) -> bool:

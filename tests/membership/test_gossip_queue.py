@@ -1,10 +1,14 @@
-"""The gossip queue and the cached digest choose and say what the plain versions did.
+"""The gossip queue, the cached digest and the index of live members choose and say what
+the plain versions did.
 
-`Membership.rumours` keeps its queue in a heap, and `Membership.digest` is kept until a
-member changes: these compare them with the code they replaced (a scan of every queued
-rumour with heapq.nsmallest, and a digest computed afresh each time)."""
+`Membership.rumours` keeps its queue in buckets by times left, `Membership.digest` is kept
+until a member changes (and its lines, sorted, between changes), and the indirect probes
+draw their helpers from an index of the ALIVE members: these compare them with the code
+they replaced (a scan of every queued rumour with heapq.nsmallest, a digest computed
+afresh each time, a scan of every member)."""
 import hashlib
 import heapq
+import random
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -161,3 +165,43 @@ def test_a_long_queue_of_news_goes_more_to_a_message():
     for i in range(20, 400):
         n._spread(Rumour(DEAD, f"m{i}", f"u:m{i}", 0))
     assert len(n.rumours()) == 64  # after a mass failure: eight times as many, at most
+
+
+def old_helpers(n: Membership, target: str) -> list:
+    """The indirect probes' candidates before the index: every member looked at."""
+    return [m for m in n.members.values() if m.state == ALIVE and m.id != target]
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=st.lists(st.one_of(
+    st.tuples(st.just("hear"), st.integers(0, 12), st.sampled_from(STATES), st.integers(0, 3)),
+    st.tuples(st.just("sweep")),            # the tombstone sweep forgets the dead
+    st.tuples(st.just("forget"), st.integers(0, 12)),  # from outside, as a test does
+    st.tuples(st.just("table"), st.integers(0, 30)),   # the table replaced, as the simulation does
+    st.tuples(st.just("check"), st.integers(0, 12), st.integers(0, 2 ** 32)),
+), max_size=120))
+def test_the_indexed_helpers_are_the_members_a_scan_would_give(ops):
+    """`_probe_indirectly` draws its helpers from an index of the ALIVE members: the same
+    members in the same order as the scan it replaced, so sample() draws the same ones."""
+    n = node()
+    for op in ops:
+        if op[0] == "hear":
+            _, i, state, inc = op
+            n.hear([state, f"m{i}", f"u:m{i}", inc, "x"])
+        elif op[0] == "sweep":
+            n._clock.advance(n.timing.tombstone + 1)
+            n.reconnect_one()
+        elif op[0] == "forget":
+            n.members.pop(f"m{op[1]}", None)
+            n._gone.pop(f"m{op[1]}", None)
+        elif op[0] == "table":
+            n.members = {f"m{j}": Member(f"m{j}", f"u:m{j}", 0, (DEAD, ALIVE, ALIVE)[j % 3], 0.0)
+                         for j in range(op[1])}
+            n._gone = {f"m{j}": None for j in range(0, op[1], 3)}
+        else:
+            _, i, seed = op
+            want = old_helpers(n, f"m{i}")
+            got = n._alive_but(f"m{i}")
+            assert len(got) == len(want) and list(got) == want
+            k = min(3, len(want))
+            assert random.Random(seed).sample(got, k) == random.Random(seed).sample(want, k)

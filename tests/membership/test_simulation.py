@@ -8,9 +8,11 @@ import random
 from io import BytesIO
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.spread import jelly, pb
 
-from circuit.membership.simulation import REQUEST_ID, Simulation, answer_size, call_size
+from circuit.membership.simulation import REQUEST_ID, Simulation, answer_size, call_size, json_length
 from circuit.membership.timing import Timing
 
 N = 60
@@ -40,6 +42,20 @@ def test_the_byte_counts_are_what_banana_encodes():
             assert call_size(method, tuple(map(len, args))) == encoded(
                 b"message", REQUEST_ID, b"root", method.encode(), 1, jelly.jelly(args), jelly.jelly({}))
         assert answer_size(len(text)) == encoded(b"answer", REQUEST_ID, b"J" + text.encode())
+
+
+_scalar = st.one_of(st.sampled_from(["alive", "suspect", "X1", "u:x", "", 'q"uo\\te', "é"]),
+                    st.integers(-3, 10 ** 12), st.booleans(), st.floats(allow_nan=False), st.none())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.lists(_scalar, min_size=5, max_size=5), st.lists(_scalar, max_size=6),
+                          _scalar), max_size=8))
+def test_json_length_is_what_json_dumps_writes(value):
+    """The simulation sizes messages with lengths of rumours remembered: never a wrong one,
+    whatever came before (1, 1.0 and True are one key to a dict)."""
+    assert json_length(value) == len(json.dumps(value))
+    assert json_length(value) == len(json.dumps(value))  # the second time remembered
 
 
 def test_a_join_reaches_every_member_and_the_newcomer_knows_them_all():
