@@ -13,6 +13,9 @@ certificate.  Measured:
   output      a process on B writing M MiB to stdout, read through A's mount while it runs,
               then again after it exited.  Floor: the same bytes through a local pipe
               (head | cat).  B's peak RSS over its RSS before.
+  connections K connections held to a host of its own (a client program dialling it K
+              times, as K members would after a round of probes): the host's RSS and open
+              files per connection.
   elements    E elements on a host of their own, 4 channels to every finished process, made
               through the client: RSS per element, `ls` of dc/chan through the mount beside `ls`
               of a plain directory with as many entries, `cat sys/stat` beside the same on an
@@ -93,6 +96,60 @@ async def main(reactor):
     await c.close()
 task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
 '''
+
+
+CONNECTIONS = r'''
+import os, sys
+from twisted.internet import defer, task
+from circuit.client.credentials import load_credentials
+from circuit.pb.peers import Peers
+from circuit.tls.options import ClientTLS
+url, data, k, held = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+def rss():
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+async def main(reactor):
+    credentials = load_credentials(data)
+    tls = ClientTLS(credentials)  # one context for all, as a host's Peers dials every member
+    first = Peers(reactor, credentials, tls=tls)
+    await first.call(None, url, "getattr", "sys")
+    before = rss()
+    peers = [Peers(reactor, credentials, tls=tls) for _ in range(k)]  # K of them: K connections
+    for i in range(0, k, 50):  # fifty handshakes at a time: each is about 1 ms of the host's CPU
+        await defer.gatherResults([p.call(None, url, "getattr", "sys") for p in peers[i:i + 50]])
+    with open(held, "w") as f:
+        f.write(str((rss() - before) / k))  # KiB a connection dialled
+    open(held + ".up", "w").close()
+    while os.path.exists(held):  # until the host has been measured
+        await task.deferLater(reactor, 0.05, lambda: None)
+    for p in peers + [first]:
+        p.disconnect_all()
+task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+'''
+
+
+def connections(tmp: str, k: int) -> dict:
+    h, h_url = start_host(tmp, "conn", f"{tmp}/ca")
+    try:
+        time.sleep(2)  # settled after its start
+        rss0, fds0 = rss_mb(h.proc.pid), len(os.listdir(f"/proc/{h.proc.pid}/fd"))
+        held = f"{tmp}/held"
+        client = subprocess.Popen([sys.executable, "-c", CONNECTIONS, h_url, f"{tmp}/me", str(k), held], cwd=ROOT)
+        t = time.perf_counter()
+        while not os.path.exists(held + ".up"):
+            if client.poll() is not None:
+                raise RuntimeError(f"the connecting client failed ({client.returncode})")
+            time.sleep(0.02)
+        dialled = time.perf_counter() - t
+        time.sleep(2)
+        rss1, fds1 = rss_mb(h.proc.pid), len(os.listdir(f"/proc/{h.proc.pid}/fd"))
+        dialled_kib = float(open(held).read())
+        os.unlink(held)
+        client.wait(60)
+        return {"k": k, "rss0": rss0, "rss1": rss1, "fds0": fds0, "fds1": fds1, "dialled": dialled,
+                "dialled_kib": dialled_kib}
+    finally:
+        h.stop()
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -221,6 +278,7 @@ def main(argv=None) -> int:
     parser.add_argument("--in-flight", default="1,8,32", help="calls in flight for the streams")
     parser.add_argument("--output-mib", type=int, default=1024)
     parser.add_argument("--elements", type=int, default=100000)
+    parser.add_argument("--connections", type=int, default=1000, help="connections held to one host")
     parser.add_argument("--write", metavar="FILE")
     args = parser.parse_args(argv)
     command = "python bench/scale.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -265,6 +323,14 @@ def main(argv=None) -> int:
         finally:
             b.stop()
             a.stop()
+        c = connections(tmp, args.connections)
+        rows += [f"**{c['k']:,} connections held to one host** (a client dialling it {c['k']:,} times, "
+                 f"as that many members would after a round of probes): the host's RSS {c['rss0']:.0f} MB "
+                 f"-> {c['rss1']:.0f} MB, {(c['rss1'] - c['rss0']) * 1024 / c['k']:.0f} KiB a connection "
+                 f"accepted; the dialler's, {c['dialled_kib']:.0f} KiB a connection dialled; the host's open "
+                 f"files {c['fds0']} -> {c['fds1']}; dialled in {c['dialled']:.1f} s, 50 at a time "
+                 f"({c['dialled'] / c['k'] * 1e3:.1f} ms a connection).", ""]
+        print(rows[-2], flush=True)
         e = elements(tmp, args.elements)
         per = (e["rss1"] - e["rss0"]) * 1024 * 1024 / e["n"]
         chans = e["n"] - e["n"] // 5

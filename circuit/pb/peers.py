@@ -21,7 +21,7 @@ from circuit import errors
 from circuit.pb import wire
 from circuit.pb.broker import Broker, strict_security
 from circuit.pb.deadlines import Deadlines
-from circuit.tls.options import client_options
+from circuit.tls.options import ClientTLS
 
 log = Logger("circuit.pb")
 
@@ -60,9 +60,11 @@ class _Factory(pb.PBClientFactory):
 
 
 class Peers:
-    def __init__(self, reactor, credentials, on_lost: Optional[Callable[[str], None]] = None):
+    def __init__(self, reactor, credentials, on_lost: Optional[Callable[[str], None]] = None,
+                 tls: Optional[ClientTLS] = None):
         self._reactor = reactor
         self._credentials = credentials
+        self._tls = tls or ClientTLS(credentials)  # one context for every connection dialled
         self._refs: dict[str, pb.RemoteReference] = {}
         self._dialling: dict[str, list[Deferred]] = {}
         self._brokers: dict[str, pb.Broker] = {}
@@ -114,7 +116,7 @@ class Peers:
     def _dial(self, peer_id: str, host: str, port: int) -> Deferred:
         """Deferred[(broker, reference)]: connected, and the peer has answered."""
         endpoint = endpoints.SSL4ClientEndpoint(self._reactor, host, port,
-                                                client_options(self._credentials, peer_id),
+                                                self._tls.to(peer_id),
                                                 timeout=CONNECT_TIMEOUT)
         factory = _Factory()
         made: list = []  # the connection, once TCP has connected
