@@ -21,10 +21,11 @@ def start_time(pid: int):
 
 
 def main() -> None:
-    # Ctrl-C at a terminal reaches the host's whole process group: the host then stops
-    # its processes itself, and the keeper waits for the end of its input as always.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Ctrl-C at a terminal, and a service manager's SIGTERM (systemd's stop signals the
+    # whole control group), reach the keeper with its host: the host then stops its
+    # processes itself, and the keeper waits for the end of its input as always.
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     kept = {}
     for line in sys.stdin.buffer:
         words = line.split()

@@ -202,6 +202,21 @@ def test_a_killed_keeper_is_replaced(tmp_path):
     wait_for(lambda: _gone(before) and _gone(after), 10, what="both processes to die with the host")
 
 
+def test_a_stop_signalled_to_the_whole_group_is_a_clean_stop(tmp_path):
+    """As systemd stops a service (SIGTERM to every process of it): the keeper outlives the
+    signal until its host has stopped, rather than dying first and being restarted."""
+    d = start_daemon(tmp_path)
+    keeper, = [p for p in _children(d.proc.pid) if b"keeper_process.py" in b" ".join(_cmdline(p))]
+    ignored = int(next(line for line in open(f"/proc/{keeper}/status") if line.startswith("SigIgn:")).split()[1], 16)
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):  # whichever reaches it first
+        assert ignored & (1 << (signum - 1)), signum.name
+    os.killpg(d.proc.pid, signal.SIGTERM)  # start_daemon gives the host a session, and group, of its own
+    assert d.proc.wait(15) in (0, -signal.SIGTERM)
+    wait_for(lambda: _gone(keeper), 10, what="the keeper to end with its input")
+    said = d.log.read_text()
+    assert "the process keeper exited" not in said and "circuit host" in said, said[-3000:]
+
+
 def test_the_keeper_kills_only_the_very_process(tmp_path):
     """The keeper checks the start time it was told: a PID used again by another process
     (here: a wrong start time) is left alone."""
