@@ -53,7 +53,7 @@ def make(tree: IHostTree, path: tuple, content: bytes, caller: ICaller,
     element is removed again: a bad make leaves nothing behind.
 
     With ``wait`` (a process only), Deferred[bytes]: then its exit record, once it has
-    exited, as `get` of its ``waitexit`` reads it (`made_then_waited`)."""
+    exited, as `get` of its ``waitexit`` reads it (`_made_then_waited`)."""
     if len(path) != 3 or path[0] != "dc" or path[1] not in FIRST_FILE:
         return fail(errors.Invalid(f"{'/'.join(path)} is not an element's path (dc/KIND/NAME)"))
     if wait and path[1] != "proc":
@@ -70,10 +70,10 @@ def make(tree: IHostTree, path: tuple, content: bytes, caller: ICaller,
                 log.info("removing the refused {path}: {why}", path="/".join(path), why=e.message)
             raise
     made = ensureDeferred(make_())
-    return made_then_waited(tree, path, caller, made) if wait else made
+    return _made_then_waited(tree, path, caller, made) if wait else made
 
 
-def made_then_waited(tree: IHostTree, path: tuple, caller: ICaller, made: Deferred) -> Deferred:
+def _made_then_waited(tree: IHostTree, path: tuple, caller: ICaller, made: Deferred) -> Deferred:
     """Deferred[bytes]: the exit record of the process ``made`` is making.
 
     Cancelled while it is being made, the make still ends as it would have (made, or
