@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from array import array
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,17 +101,16 @@ class Membership:
         self._digest: tuple = ((), "")  # (what it was computed from, the digest)
         self._changes = 0  # counts changes to what the digest covers
         self._dirty: set[str] = set()  # ... and the members changed since the last digest
-        self._line_ids: list[str] = []  # the digest's lines, by id (`_lines`) ...
-        self._line_texts: list[str] = []
+        self._line_ids: list[str] = []  # the members' ids, sorted (`_sorted_ids`) ...
         self._lines_of: Optional[tuple] = None  # ... kept for this table (id and size)
         self._probe_order: list[str] = []
         # The ALIVE members in the order of self.members, for the indirect probes' helpers
         # (`_alive_index`): each member's place in that order (a slot, ascending), the
         # slots of those ALIVE, sorted, and for what table (id and size) they were kept.
+        # (Lean: a host holds this for every member, so a simulated cluster N^2 times.)
         self._slot: dict[str, int] = {}
-        self._slot_ids: dict[int, str] = {}
-        self._alive: list[int] = []
-        self._next_slot = 0
+        self._slot_ids: list[Optional[str]] = []  # slot -> member id (None: deleted)
+        self._alive = array("q")
         self._indexed: Optional[tuple] = None
         self._suspicion_timers: dict[str, object] = {}
         self._probing: set[str] = set()
@@ -184,50 +184,43 @@ class Membership:
 
         Kept until something it covers changes (`_changed`, and this host's own
         incarnation, the member table and its size are checked too): the anti-entropy
-        exchange asks for it several times a period.  Its lines are kept too, sorted, and
-        remade only for the members changed since (`_lines`): while members change all the
-        time (a mass failure) each digest is then a join and a hash, not N lines formatted
-        and sorted.  A member changed in place from outside this class would not be noticed."""
+        exchange asks for it several times a period.  The members' ids are kept sorted
+        too, and changed only for the members changed since (`_sorted_ids`): while members
+        change all the time (a mass failure) a digest then formats N lines and hashes them,
+        without sorting.  A member changed in place from outside this class would not be
+        noticed."""
         key = (self._changes, id(self.members), len(self.members), self.incarnation, self.leaving)
         if self._digest[0] == key:
             return self._digest[1]
-        ids, lines = self._lines()
+        ids = self._sorted_ids()
+        lines = [f"{i} {m.state} {m.incarnation} {m.url}" for i, m in zip(ids, map(self.members.__getitem__, ids))]
         me = self.me()
-        lines[bisect.bisect_left(ids, me.id)] = f"{me.id} {me.state} {me.incarnation} {me.url}"
+        lines.insert(bisect.bisect_left(ids, me.id), f"{me.id} {me.state} {me.incarnation} {me.url}")
         text = "\n".join(lines)
         digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
         self._digest = (key, digest)
         return digest
 
-    def _lines(self) -> tuple[list, list]:
-        """The digest's text, a line a member and one for this host, sorted by id, as
-        f"{id} {state} {incarnation} {url}" (this host's own line is left to the caller)."""
+    def _sorted_ids(self) -> list:
+        """The members' ids, sorted, this host's own left out (the digest's order)."""
         members = self.members
-        ids, lines = self._line_ids, self._line_texts
+        ids = self._line_ids
         if self._lines_of != (id(members), len(members)):  # replaced or resized from outside
-            rows = {m.id: m for m in members.values()}
-            rows[self.id] = None
-            ids[:] = sorted(rows)
-            lines[:] = ["" if rows[i] is None else
-                        f"{i} {rows[i].state} {rows[i].incarnation} {rows[i].url}" for i in ids]
+            ids[:] = sorted({m.id for m in members.values()} - {self.id})
             self._lines_of = (id(members), len(members))
         else:
             for member_id in self._dirty:
                 if member_id == self.id:
                     continue
-                m = members.get(member_id)
                 k = bisect.bisect_left(ids, member_id)
                 here = k < len(ids) and ids[k] == member_id
-                if m is None:
+                if member_id not in members:
                     if here:
-                        del ids[k], lines[k]
-                elif here:
-                    lines[k] = f"{member_id} {m.state} {m.incarnation} {m.url}"
-                else:
+                        del ids[k]
+                elif not here:
                     ids.insert(k, member_id)
-                    lines.insert(k, f"{member_id} {m.state} {m.incarnation} {m.url}")
         self._dirty.clear()
-        return ids, lines
+        return ids
 
     def merge_state(self, state: list) -> None:
         members = self.members
@@ -612,10 +605,10 @@ class Membership:
         from outside (a member changed in place from outside is not noticed)."""
         members = self.members
         if self._indexed != (id(members), len(members)):
-            self._slot = {i: n for n, i in enumerate(members)}
-            self._slot_ids = dict(enumerate(members))
-            self._alive = [n for n, m in enumerate(members.values()) if m.state == ALIVE]
-            self._next_slot = len(members)
+            ints = _ints(len(members))
+            self._slot = dict(zip(members, ints))
+            self._slot_ids = list(members)
+            self._alive = array("q", [n for n, m in enumerate(members.values()) if m.state == ALIVE])
             self._indexed = (id(members), len(members))
         return self._alive
 
@@ -627,10 +620,12 @@ class Membership:
         if self._indexed != (id(members), len(members) - 1):
             self._indexed = None  # changed from outside meanwhile: made afresh when needed
             return
-        n = self._next_slot
-        self._next_slot += 1
-        self._slot[member.id] = n
-        self._slot_ids[n] = member.id
+        n = len(self._slot_ids)
+        if n > 2 * len(members) + 64:  # mostly slots of deleted members: made afresh
+            self._indexed = None
+            return
+        self._slot[member.id] = _ints(n + 1)[n]
+        self._slot_ids.append(member.id)
         if member.state == ALIVE:
             self._alive.append(n)  # the highest slot
         self._indexed = (id(members), len(members))
@@ -644,7 +639,7 @@ class Membership:
             self._indexed = None
             return
         n = self._slot.pop(member_id)
-        del self._slot_ids[n]
+        self._slot_ids[n] = None
         self._alive_discard(n)
         self._indexed = (id(members), len(members))
 
@@ -754,6 +749,15 @@ class Membership:
 
 
 DIGEST = "digest"
+
+_INTS: list[int] = []  # 0, 1, 2, ...: the slot numbers, one object each, shared by all hosts
+
+
+def _ints(n: int) -> list:
+    """A list of the ints from 0 on, at least ``n`` long."""
+    while len(_INTS) < n:
+        _INTS.append(len(_INTS))
+    return _INTS
 
 
 class _Helpers(Sequence):
