@@ -16,13 +16,13 @@ TELL = """
 import os, sys
 from twisted.internet import asyncioreactor
 asyncioreactor.install()
-from twisted.internet import reactor
+from twisted.internet import task
 from twisted.internet.defer import ensureDeferred
 from circuit.pb.peers import Peers
 from circuit.pb.transport import PBTransport
 from circuit.tls import authority
 ca, url, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-async def main():
+async def main(reactor):
     peers = Peers(reactor, authority.issue_host(authority.load(ca), "X" + os.urandom(8).hex()))
     state = [["left", f"X{i:016x}", f"circuit://host-{i:05d}.example.net:7700/X{i:016x}", 1, ""]
              for i in range(n)]
@@ -30,14 +30,7 @@ async def main():
         print(len(await PBTransport(peers).sync(None, url, state)))
     finally:
         peers.disconnect_all()
-failed = []
-def run():
-    d = ensureDeferred(main())
-    d.addErrback(lambda f: (f.printTraceback(file=sys.stderr), failed.append(f)))
-    d.addBoth(lambda _: reactor.stop())
-reactor.callWhenRunning(run)
-reactor.run()
-sys.exit(1 if failed else 0)
+task.react(lambda reactor: ensureDeferred(main(reactor)))
 """
 
 
