@@ -81,6 +81,27 @@ def test_waitall_over_two_hosts_and_a_host_that_dies(tmp_path):
         next(hosts, None)  # met_cluster's own teardown stops every host (close() would skip it)
 
 
+def test_mkproc_w_from_a_members_command_line_onto_another_host(tmp_path):
+    """``circuit mkproc -w`` run by B for a process on A: one operation of A's tree through
+    B; interrupted, B cancels it on A, and only the wait ends."""
+    hosts = met_cluster(tmp_path, 2)
+    a, b = next(hosts)
+    try:
+        p = f"/{a.host_id}/dc/proc"
+        done = circuit(b, "mkproc", "-w", f"{p}/once", "--", "/bin/sh", "-c", "exit 3")
+        assert done.returncode == 0 and json.loads(done.stdout)["exit"] == 3, done.stderr
+        waiting = popen(b, "mkproc", "-w", f"{p}/long", "--", "/bin/sleep", "1000")
+        stat = lambda: json.loads(circuit(a, "peek", f"{p}/long").stdout or "{}")  # noqa: E731
+        wait_for(lambda: stat().get("waiting") == 1, 30, what="B's command to wait on A")
+        waiting.send_signal(signal.SIGINT)
+        assert waiting.wait(15) == 130
+        wait_for(lambda: stat()["waiting"] == 0, what="the wait on A to end")
+        assert stat()["phase"] == "running"
+        circuit(a, "rm", f"{p}/long", f"{p}/once")
+    finally:
+        next(hosts, None)
+
+
 def test_waitall_through_the_python_client(tmp_path):
     hosts = met_cluster(tmp_path, 2)
     a, b = next(hosts)
