@@ -15,7 +15,8 @@ certificate.  Measured:
               (head | cat).  B's peak RSS over its RSS before.
   connections K connections held to a host of its own (a client program dialling it K
               times, as K members would after a round of probes): the host's RSS and open
-              files per connection.
+              files per connection, and what a spawn through its mount (mkdir, run,
+              waitexit of /bin/true) costs with them beside without them.
   elements    E elements on a host of their own, 4 channels to every finished process, made
               through the client: RSS per element, `ls` of dc/chan through the mount beside `ls`
               of a plain directory with as many entries, `cat sys/stat` beside the same on an
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -128,10 +130,26 @@ task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
 '''
 
 
+def spawn_ms(root: str, n: int, tag: str) -> float:
+    """mkdir + run + waitexit of /bin/true through the mount, ms each."""
+    t = time.perf_counter()
+    for i in range(n):
+        d = f"{root}/dc/proc/{tag}{i}"
+        os.mkdir(d)
+        with open(f"{d}/run", "w") as f:
+            f.write('{"path": "/bin/true"}\n')
+        with open(f"{d}/waitexit") as f:
+            f.read()
+    return (time.perf_counter() - t) / n * 1e3
+
+
 def connections(tmp: str, k: int) -> dict:
     h, h_url = start_host(tmp, "conn", f"{tmp}/ca")
+    root = f"{tmp}/conn/mnt/{host_id(h_url)}"
     try:
         time.sleep(2)  # settled after its start
+        spawn_ms(root, 50, "warm")
+        spawn0 = statistics.median(spawn_ms(root, 100, f"a{r}_") for r in range(3))
         rss0, fds0 = rss_mb(h.proc.pid), len(os.listdir(f"/proc/{h.proc.pid}/fd"))
         held = f"{tmp}/held"
         client = subprocess.Popen([sys.executable, "-c", CONNECTIONS, h_url, f"{tmp}/me", str(k), held], cwd=ROOT)
@@ -144,10 +162,11 @@ def connections(tmp: str, k: int) -> dict:
         time.sleep(2)
         rss1, fds1 = rss_mb(h.proc.pid), len(os.listdir(f"/proc/{h.proc.pid}/fd"))
         dialled_kib = float(open(held).read())
+        spawn1 = statistics.median(spawn_ms(root, 100, f"b{r}_") for r in range(3))
         os.unlink(held)
         client.wait(60)
         return {"k": k, "rss0": rss0, "rss1": rss1, "fds0": fds0, "fds1": fds1, "dialled": dialled,
-                "dialled_kib": dialled_kib}
+                "dialled_kib": dialled_kib, "spawn0": spawn0, "spawn1": spawn1}
     finally:
         h.stop()
 
@@ -329,7 +348,11 @@ def main(argv=None) -> int:
                  f"-> {c['rss1']:.0f} MB, {(c['rss1'] - c['rss0']) * 1024 / c['k']:.0f} KiB a connection "
                  f"accepted; the dialler's, {c['dialled_kib']:.0f} KiB a connection dialled; the host's open "
                  f"files {c['fds0']} -> {c['fds1']}; dialled in {c['dialled']:.1f} s, 50 at a time "
-                 f"({c['dialled'] / c['k'] * 1e3:.1f} ms a connection).", ""]
+                 f"({c['dialled'] / c['k'] * 1e3:.1f} ms a connection). A spawn through its mount "
+                 f"(mkdir, run, waitexit of /bin/true) took {c['spawn0']:.2f} ms without them and "
+                 f"{c['spawn1']:.2f} ms with them: Twisted's spawnProcess looks at every open descriptor "
+                 f"of the host before each spawn, {(c['spawn1'] - c['spawn0']) / (c['fds1'] - c['fds0']) * 1e3:.1f} "
+                 f"us each.", ""]
         print(rows[-2], flush=True)
         e = elements(tmp, args.elements)
         per = (e["rss1"] - e["rss0"]) * 1024 * 1024 / e["n"]
