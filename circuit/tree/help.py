@@ -46,7 +46,7 @@ A process.
   stderr    likewise
   waitexit  blocks until the process exits, then its exit record (JSON)
   signal    write a signal name or number: TERM, KILL, INT, 9, ...
-  stat      JSON: cmd, pid, phase, exit, signal, started, ended
+  stat      JSON: cmd, pid, phase, exit, signal, started, ended, waiting (for the exit)
   env       JSON: the host daemon's environment (inherited when run gives no env)
   error     the last error on this process
 """
