@@ -115,6 +115,7 @@ class Membership:
         self._suspicion_timers: dict[str, object] = {}
         self._probing: set[str] = set()
         self._to_check: dict[str, None] = {}  # suspicions heard, to probe, in order (_check)
+        self._revived: dict[str, float] = {}  # member -> when it came back from the dead (_credible)
         self._checking = 0  # ... and those probes in flight
         self._checks_draining = False
         self._loops = [LoopingCall(self.probe), LoopingCall(self.sync_random),
@@ -355,6 +356,13 @@ class Membership:
                 return
             self._add(rumour)
             return
+        if rumour.state == DEAD and member.state in (ALIVE, SUSPECT) and not self._credible(rumour.by):
+            # A death declared by a host we believe gone, or believed gone until lately: most
+            # often the far side of a healed partition, whose gossip still carries its
+            # verdicts on this side.  Believed outright, each would be a departure declared
+            # by the member's own side; a suspicion instead (as a whole state's "dead" is,
+            # merge_state), which a live member refutes and our own probes confirm.
+            rumour = Rumour(SUSPECT, rumour.id, rumour.url, rumour.incarnation, rumour.by)
         if rumour.state == SUSPECT and member.state == SUSPECT and rumour.incarnation == member.incarnation:
             self._confirm(member, rumour.by)
             return
@@ -363,7 +371,8 @@ class Membership:
         was = member.state
         member.incarnation, member.url = rumour.incarnation, rumour.url
         self._set_state(member, rumour.state, was, rumour.by)
-        self._spread(rumour if rumour.state == SUSPECT else member.rumour())
+        # A death goes on with who declared it (`_credible` weighs that).
+        self._spread(rumour if rumour.state == SUSPECT else member.rumour(rumour.by))
         if rumour.state == SUSPECT:
             self._check(member.id)
 
@@ -435,9 +444,31 @@ class Membership:
             log.info("{id} {reason}", id=member.id, reason=reason)
             self._listener("left", member, reason)
         elif state == ALIVE and was in GONE:
+            self._revived[member.id] = self._clock.seconds()
             self._into_round(member.id)
             log.info("{id} is back (incarnation {n})", id=member.id, n=member.incarnation)
             self._listener("joined", member)
+
+    def _credible(self, declarer: str) -> bool:
+        """May a death declared by ``declarer`` be believed outright?  Not when we believe
+        the declarer gone or suspect, nor for a while after it came back from the dead: its
+        verdicts were made where it could not see us (a partition), and its gossip carries
+        them on for seconds after the heal.  A declarer we never heard of, or none named
+        (an older host), is believed, as before."""
+        member = self.members.get(declarer) if declarer else None
+        if member is None:
+            return True
+        if member.state != ALIVE:
+            return False
+        revived = self._revived.get(declarer)
+        if revived is None:
+            return True
+        # As long as an unconfirmed suspicion may last: by then its gossip is spent.
+        window = suspicion_timeout(self.timing, 0, 1, len(self.members) + 1)
+        if self._clock.seconds() - revived < window:
+            return False
+        del self._revived[declarer]
+        return True
 
     # -- suspicion --------------------------------------------------------------------
     def _start_suspicion(self, member: Member, by: Optional[str] = None) -> None:
@@ -469,7 +500,7 @@ class Membership:
         member = self.members.get(member_id)
         if member is not None and member.state == SUSPECT:
             self._set_state(member, DEAD, SUSPECT, None)
-            self._spread(member.rumour())
+            self._spread(member.rumour(self.id))  # declared by us
 
     def suspect(self, member_id: str) -> None:
         """Our own probe failed: suspect the member, or confirm a suspicion we heard."""

@@ -116,6 +116,19 @@ def test_a_healed_partition_is_one_membership_again_and_nobody_on_a_side_was_dec
     assert result["wrong"] == 0, result
 
 
+def test_a_cut_healed_before_one_side_saw_the_other_gone_declares_nobody_dead_by_its_own_side():
+    """Healed after 8 s, the smaller side still suspects much of the larger and its gossip
+    still carries the deaths it declared: heard across the healed cut, each was a death
+    declared by a member's own side (478 of them, of 21 members, before a death from a
+    declarer believed gone, or back from the dead lately, was taken as a suspicion)."""
+    sim = Simulation(120, seed=3)
+    sim.run(12)
+    result = sim.partition(0.2, hold=8, limit=120)
+    assert result["b_saw_a_gone"] is None  # healed before the smaller side saw it all
+    assert result["merged"] is not None and result["lost"] == 0
+    assert result["wrong"] == 0, result
+
+
 def test_per_host_messages_and_bytes_do_not_grow_with_the_cluster():
     messages, probe_bytes, sync_bytes = {}, {}, {}
     for n in (20, 80):
