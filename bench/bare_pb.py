@@ -78,7 +78,7 @@ def time_round_trips(ca_dir: str, port: int, n: int, size: int = 0, in_flight: i
     from twisted.spread import pb
 
     from circuit.tls import authority
-    from circuit.tls.options import client_options
+    from circuit.tls.options import ClientTLS
 
     creds = authority.issue_host(authority.load(ca_dir), "X00000000000b0002")
 
@@ -101,7 +101,7 @@ def time_round_trips(ca_dir: str, port: int, n: int, size: int = 0, in_flight: i
     def measure():
         factory = Factory()
         endpoint = endpoints.SSL4ClientEndpoint(reactor, "127.0.0.1", port,
-                                                client_options(creds, "X00000000000b0001"))
+                                                ClientTLS(creds).to("X00000000000b0001"))
         yield endpoint.connect(factory).addTimeout(10, reactor)
         broker = yield factory.ready.addTimeout(10, reactor)
         root = broker.remoteForName("root")
