@@ -760,6 +760,7 @@ class Membership:
             if now - self.members[member_id].since > self.timing.tombstone:
                 del self.members[member_id]
                 self._index_removed(member_id)
+                self._revived.pop(member_id, None)
                 del self._gone[member_id]
                 self._changed(member_id)
         dead = [m for m in map(self.members.__getitem__, self._gone) if m.state == DEAD]
