@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from array import array
 import random
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable, Optional
