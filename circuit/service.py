@@ -113,8 +113,10 @@ class CircuitService(MultiService):
         if not os.path.exists(os.path.join(ca_dir, "ca.pem")) and settings.ca is None:
             authority.init(ca_dir)  # the embedded default: a cluster of one, made on first start
         self.credentials = authority.issue_host(authority.load(ca_dir), self.host.id)
-        self.peers = Peers(reactor, self.credentials, on_lost=self._connection_lost)
         self.peer_root = PeerRoot(self)
+        # The session a peer calls on a connection this host dialled is PeerRoot's too.
+        self.peers = Peers(reactor, self.credentials, on_lost=self._connection_lost,
+                           serve=self.peer_root.rootObject)
         self.membership: Optional[Membership] = None
         self.ready: Deferred = Deferred()
         self._port = None

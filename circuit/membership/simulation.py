@@ -297,7 +297,8 @@ class SimNetwork:
 
     # -- connections -------------------------------------------------------------------
     def connected(self, a: str, b: str) -> bool:
-        if (a, b) in self.opened:
+        """A connection either dialled serves calls both ways (`circuit.pb.peers.Peers.adopt`)."""
+        if (a, b) in self.opened or (b, a) in self.opened:
             return True
         return a in self.mesh and b in self.mesh and (a, b) not in self.closed
 

@@ -1,9 +1,17 @@
-"""Connections to other hosts: one mutual-TLS PB connection per peer, made on demand.
+"""Connections to other hosts: one mutual-TLS PB connection per pair of hosts, made on demand.
 
 A connection is dialled when first needed and kept; when it breaks, every call
 waiting on it fails at once, and the membership is told (it probes that peer
 straight away).  No call waits on a connection that is not there: dialling,
 the TLS handshake and the first answer all have a deadline.
+
+A host that dials another offers it, with its greeting, a session of its own on
+that connection (`Peers.adopt`): the other host, holding no connection to it yet,
+makes its calls there rather than dialling back, so a pair of hosts holds one
+connection, not two (a connection costs each end some 55 KiB and a descriptor,
+and probing makes every host call every member).  Two hosts that dial each other
+at the same moment keep both connections, each used one way: a connection the
+other side may be using is never hung up for being one too many.
 """
 from __future__ import annotations
 
@@ -42,8 +50,9 @@ class _Factory(pb.PBClientFactory):
 
     protocol = Broker
 
-    def __init__(self):
-        super().__init__(security=strict_security())
+    def __init__(self, references: bool):
+        # A host's connection is served both ways: the peer hands over its lease listener.
+        super().__init__(security=strict_security(references=references))
         self.ready: Deferred = Deferred()
 
     def clientConnectionMade(self, broker) -> None:
@@ -61,7 +70,7 @@ class _Factory(pb.PBClientFactory):
 
 class Peers:
     def __init__(self, reactor, credentials, on_lost: Optional[Callable[[str], None]] = None,
-                 tls: Optional[ClientTLS] = None):
+                 tls: Optional[ClientTLS] = None, serve: Optional[Callable[[pb.Broker], pb.Referenceable]] = None):
         self._reactor = reactor
         self._credentials = credentials
         self._tls = tls or ClientTLS(credentials)  # one context for every connection dialled
@@ -73,6 +82,12 @@ class Peers:
         # the connection that granted them: peer -> {channel name: broker} (see leased).
         self._leases: dict[str, dict[str, pb.Broker]] = {}
         self._deadlines = Deadlines(reactor)
+        # A host's: the session a peer may call on a connection we dialled (PeerRoot's);
+        # a client's Peers has none and serves nothing.
+        self._serve = serve
+        # Connections we dialled that the peer makes its calls on, while ours go on another
+        # (both dialled at once): kept open for it, hung up at close.
+        self._spare: set[pb.Broker] = set()
 
     def reference(self, peer_id: Optional[str], url: str) -> Deferred:
         """Deferred[RemoteReference] to the peer's session, dialling if needed."""
@@ -100,13 +115,16 @@ class Peers:
         if self._dialling.get(peer_id) is waiters:
             del self._dialling[peer_id]
         if isinstance(result, tuple):
-            broker, ref = result
-            if peer_id in self._refs:  # a later dial (see back) got there first: use that one
-                broker.transport.loseConnection()
+            broker, ref, peer_uses_it = result
+            if peer_id in self._refs:  # a later dial (see back) or the peer's own got there first
+                if peer_uses_it:
+                    self._spare.add(broker)
+                    broker.notifyOnDisconnect(lambda: self._spare.discard(broker))
+                else:
+                    broker.transport.loseConnection()
                 ref = self._refs[peer_id]
             else:
-                self._brokers[peer_id], self._refs[peer_id] = broker, ref
-                broker.notifyOnDisconnect(lambda: self._lost(peer_id, broker))
+                self._use(peer_id, broker, ref)
             for w in waiters:
                 w.callback(ref)
         else:
@@ -118,7 +136,7 @@ class Peers:
         endpoint = endpoints.SSL4ClientEndpoint(self._reactor, host, port,
                                                 self._tls.to(peer_id),
                                                 timeout=CONNECT_TIMEOUT)
-        factory = _Factory()
+        factory = _Factory(references=self._serve is not None)
         made: list = []  # the connection, once TCP has connected
         connected = endpoint.connect(factory).addCallback(lambda broker: made.append(broker) or factory.ready)
         connected.addTimeout(CONNECT_TIMEOUT, self._reactor)
@@ -127,8 +145,13 @@ class Peers:
             # With TLS 1.3 a refused certificate shows only after the handshake
             # "succeeds": ask something, with a deadline, before trusting it.
             ref = broker.remoteForName("root")
-            hello = ref.callRemote("hello", _LeaseListener(self, peer_id, broker))
-            return hello.addTimeout(CONNECT_TIMEOUT, self._reactor).addCallback(lambda _: (broker, ref))
+            listener = _LeaseListener(self, peer_id, broker)
+            if self._serve is None:
+                hello = ref.callRemote("hello", listener).addCallback(lambda _: False)
+            else:  # answers whether the peer makes its calls to us here (adopt)
+                hello = ref.callRemote("greet", listener, self._serve(broker)).addCallback(wire.unwrap)
+            return hello.addTimeout(CONNECT_TIMEOUT, self._reactor).addCallback(
+                lambda peer_uses_it: (broker, ref, bool(peer_uses_it)))
 
         def failed(f):  # a handshake or an answer that never came: hang up, not keep it open
             for broker in made:
@@ -136,6 +159,28 @@ class Peers:
                     broker.transport.abortConnection()
             return f
         return connected.addCallback(check).addErrback(failed)
+
+    def adopt(self, peer_id: str, broker: pb.Broker, session: pb.RemoteReference) -> bool:
+        """The peer dialled us and offers ``session`` for our calls to it on that
+        connection: taken (True) when we hold no connection to it, so that the pair keeps
+        one.  A dial of ours under way then serves its callers with this one, and hangs
+        up when it is made, unless the peer took it likewise (each dialled the other)."""
+        if peer_id in self._refs or broker.disconnected:
+            return False
+        # Before any call of ours (PB keeps a connection's order): where the peer says
+        # that a lease it grants us on this connection ended.
+        session.callRemote("hello", _LeaseListener(self, peer_id, broker), pbanswer=False)
+        self._use(peer_id, broker, session)
+        waiters = self._dialling.pop(peer_id, None)
+        if waiters:
+            ready, waiters[:] = list(waiters), []  # the dial's own end then answers nobody twice
+            for w in ready:
+                w.callback(session)
+        return True
+
+    def _use(self, peer_id: str, broker: pb.Broker, ref: pb.RemoteReference) -> None:
+        self._brokers[peer_id], self._refs[peer_id] = broker, ref
+        broker.notifyOnDisconnect(lambda: self._lost(peer_id, broker))
 
     def _lost(self, peer_id: str, broker) -> None:
         if self._brokers.get(peer_id) is broker:
@@ -227,12 +272,15 @@ class Peers:
     def disconnect_all(self) -> None:
         for peer_id in list(self._brokers):
             self.disconnect(peer_id)
+        for broker in list(self._spare):
+            if broker.transport is not None:
+                broker.transport.loseConnection()
 
     def close(self, timeout: float = 2.0) -> Deferred:
         """Hang up every connection and fire once each has closed: what was written to them
         and not yet sent (a confirm told without an answer) has then left, so a process may
         exit.  A connection still open after ``timeout`` seconds is aborted."""
-        brokers = list(self._brokers.values())
+        brokers = list(self._brokers.values()) + list(self._spare)
         closed = []
         for broker in brokers:
             d: Deferred = Deferred()

@@ -151,6 +151,16 @@ class PeerSession(pb.Referenceable):
             self._listener = listener
         return wire.ok(self.node.host_id)
 
+    def remote_greet(self, listener, session):
+        """A host's hello on a connection it dialled, offering ``session`` for our calls to
+        it on the same connection (`circuit.pb.peers.Peers.adopt`); answers whether we
+        make them here.  A client certificate's offer is never taken: calls go to hosts."""
+        self.remote_hello(listener)
+        peer, peers = self.peer(), getattr(self.node, "peers", None)
+        return wire.ok(bool(peer is not None and peers is not None
+                            and isinstance(session, pb.RemoteReference)
+                            and peers.adopt(peer, self.broker, session)))
+
     # -- leases (circuit.pb.peers) ---------------------------------------------------------
     def _lease_of(self, path) -> Optional[tuple[Channel, str]]:
         """The channel whose send file ``path`` is, and its name, if a send to it may earn
