@@ -282,7 +282,7 @@ class Pair:
         self.a.stop()
 
 
-MEMBERSHIP = {"ping", "ping_req", "sync", "hello"}
+MEMBERSHIP = {"ping", "ping_req", "sync", "hello", "greet"}
 
 # What --compare measures on both pairs: (label, this code's series, the other revision's)
 COMPARED = [("a name not there (one round trip)", "xrt", "brt"),

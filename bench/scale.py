@@ -105,18 +105,23 @@ import os, sys
 from twisted.internet import defer, task
 from circuit.client.credentials import load_credentials
 from circuit.pb.peers import Peers
+from circuit.pb.server import PeerRoot
 from circuit.tls.options import ClientTLS
+from circuit.tree.circuit import Circuit
 url, data, k, held = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+class Node:  # what a host serves on a connection it dialled: a session for the member's calls
+    circuit, host_id, peers = Circuit(), "dialler", None
+root = PeerRoot(Node())
 def rss():
     with open("/proc/self/status") as f:
         return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
 async def main(reactor):
     credentials = load_credentials(data)
     tls = ClientTLS(credentials)  # one context for all, as a host's Peers dials every member
-    first = Peers(reactor, credentials, tls=tls)
+    first = Peers(reactor, credentials, tls=tls, serve=root.rootObject)
     await first.call(None, url, "getattr", "sys")
     before = rss()
-    peers = [Peers(reactor, credentials, tls=tls) for _ in range(k)]  # K of them: K connections
+    peers = [Peers(reactor, credentials, tls=tls, serve=root.rootObject) for _ in range(k)]  # K connections
     for i in range(0, k, 50):  # fifty handshakes at a time: each is about 1 ms of the host's CPU
         await defer.gatherResults([p.call(None, url, "getattr", "sys") for p in peers[i:i + 50]])
     with open(held, "w") as f:
