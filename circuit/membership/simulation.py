@@ -248,8 +248,8 @@ class SimNetwork:
         self._seed = seed
         self.counters = Counters()
         self.lost = 0  # messages lost (drop) or segments sent again (tcp)
-        # Connections dialled and still open: (src, dst).  A converged start opens
-        # every pair among its hosts at once (`mesh`), without listing N^2 pairs.
+        # Connections dialled and still open: (src, dst), each used both ways.  A converged
+        # start opens every pair among its hosts at once (`mesh`), without listing N^2 pairs.
         self.opened: set = set()
         self.closed: set = set()
         self.mesh: set = set()
@@ -489,8 +489,8 @@ class Simulation:
 
     ``converged=True`` starts them as a cluster that has run for a while: each knows
     every other, alive, at incarnation 0, with a connection open to each (the real
-    hosts keep every connection they dialled, and probing dials every member once a
-    round); run it for one `Timing.sync_interval` before measuring, while their
+    hosts keep every connection, each serving calls both ways, and probing calls every
+    member once a round); run it for one `Timing.sync_interval` before measuring, while their
     loops start.  ``converged=False`` joins them one by one through the first."""
 
     def __init__(self, n: int, timing: Timing = Timing(), converged: bool = True, seed: int = 1,

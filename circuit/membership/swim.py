@@ -118,6 +118,8 @@ class Membership:
         self._revived: dict[str, float] = {}  # member -> when it came back from the dead (_credible)
         self._checking = 0  # ... and those probes in flight
         self._checks_draining = False
+        self._push_timer = None  # while news is queued: the next push (_push)
+        self._running = False
         self._loops = [LoopingCall(self.probe), LoopingCall(self.sync_random),
                        LoopingCall(self.reconnect_one)]
         for loop in self._loops:
@@ -125,11 +127,16 @@ class Membership:
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
+        self._running = True
         self._loops[0].start(self.timing.probe_interval, now=False)
         self._loops[1].start(self.timing.sync_interval, now=False)
         self._loops[2].start(self.timing.reconnect_interval, now=False)
 
     def stop(self) -> None:
+        self._running = False
+        if self._push_timer is not None and self._push_timer.active():
+            self._push_timer.cancel()
+        self._push_timer = None
         for loop in self._loops:
             if loop.running:
                 loop.stop()
@@ -315,6 +322,28 @@ class Membership:
             else:
                 bucket.append(self._spoken)  # the newest: the highest order
             queued[self._spoken] = rumour.id
+        if self._push_timer is None and self._running and self.timing.gossip_nodes:
+            self._push_timer = self._clock.callLater(self.timing.gossip_interval, self._push)
+
+    def _push(self) -> None:
+        """News goes out at once, not only with the next probes: a few members each gossip
+        interval, while any is queued (memberlist's gossip).  Idle, nothing is sent."""
+        self._push_timer = None
+        if not self._gossip or self.leaving or not self._running:
+            return
+        alive = self._alive_but(self.id)
+        k = self.timing.gossip_nodes
+        sent = 0
+        for member in (alive[i] for i in self._rng.sample(range(len(alive)), min(len(alive), 3 * k))):
+            if sent >= k or not self._gossip:
+                break
+            if not self._transport.connected(member.id):
+                continue  # a dial is three round trips: it would not be news by then
+            sent += 1
+            self._timed(self._transport.ping(member.id, member.url, self.rumours()),
+                        self._probe_timeout()).addCallbacks(self._acked, lambda f: None)
+        if self._gossip and sent:  # (with nobody to tell, the next news starts it again)
+            self._push_timer = self._clock.callLater(self.timing.gossip_interval, self._push)
 
     # -- hearing rumours --------------------------------------------------------------
     def hear(self, item) -> None:

@@ -199,3 +199,20 @@ def test_the_dead_are_retried_and_then_forgotten():
     sim.run(timing.tombstone)
     assert victim.id not in watcher.members
     assert len(watcher.live_members()) == 3
+
+
+def test_news_is_pushed_to_a_few_members_while_queued_and_idle_hosts_send_nothing_more():
+    """As memberlist gossips: while a host has news queued it tells three members every
+    0.2 s, rather than only with its probes (two a second).  A refutation then reaches
+    every host in a few pushes; idle, not one message more is sent."""
+    idle, refuted = {}, {}
+    for nodes in (0, Timing().gossip_nodes):
+        sim = Simulation(200, timing=Timing(gossip_nodes=nodes), seed=3)
+        sim.run(Timing().sync_interval + 2)
+        before = sim.net.counters.snapshot()
+        sim.run(10)
+        idle[nodes] = sim.load(before, 10, sim.live())["sent"]
+        refuted[nodes] = sim.refute_one().all
+    assert idle[3] == idle[0], idle
+    assert refuted[3] is not None and refuted[0] is not None
+    assert refuted[3] < refuted[0] / 1.4, refuted
