@@ -118,7 +118,8 @@ class Membership:
         self._revived: dict[str, float] = {}  # member -> when it came back from the dead (_credible)
         self._checking = 0  # ... and those probes in flight
         self._checks_draining = False
-        self._push_timer = None  # while news is queued: the next push (_push)
+        self._fresh: dict[str, Rumour] = {}  # rumours spread and not pushed yet (_push)
+        self._push_timer = None  # while there are: the next push
         self._running = False
         self._loops = [LoopingCall(self.probe), LoopingCall(self.sync_random),
                        LoopingCall(self.reconnect_one)]
@@ -137,6 +138,7 @@ class Membership:
         if self._push_timer is not None and self._push_timer.active():
             self._push_timer.cancel()
         self._push_timer = None
+        self._fresh.clear()
         for loop in self._loops:
             if loop.running:
                 loop.stop()
@@ -322,27 +324,37 @@ class Membership:
             else:
                 bucket.append(self._spoken)  # the newest: the highest order
             queued[self._spoken] = rumour.id
-        if self._push_timer is None and self._running and self.timing.gossip_nodes:
-            self._push_timer = self._clock.callLater(self.timing.gossip_interval, self._push)
+        if self._running and self.timing.gossip_nodes:
+            self._fresh.pop(rumour.id, None)
+            self._fresh[rumour.id] = rumour  # the newest last
+            if self._push_timer is None:
+                self._push_timer = self._clock.callLater(self.timing.gossip_interval, self._push)
 
     def _push(self) -> None:
-        """News goes out at once, not only with the next probes: a few members each gossip
-        interval, while any is queued (memberlist's gossip).  Idle, nothing is sent."""
+        """News goes out at once, not only with the next probes: each rumour once, to a few
+        random members, at the next gossip interval (memberlist's gossip, whose fan-out
+        reaches most hosts in a few intervals).  A push does not spend the rumour's
+        retransmissions: those still ride on probes and answers as before, and they are
+        what reaches the few hosts the random pushes missed (each host's own probes ask two
+        members a second for news, while it is still queued there).  Idle, nothing is sent."""
         self._push_timer = None
-        if not self._gossip or self.leaving or not self._running:
+        fresh = self._fresh
+        if not fresh or self.leaving or not self._running:
             return
+        news = []
+        for _ in range(min(len(fresh), self.gossip_budget())):  # the newest first
+            news.append(fresh.popitem()[1].to_wire())
         alive = self._alive_but(self.id)
-        k = self.timing.gossip_nodes
-        sent = 0
+        k, sent = self.timing.gossip_nodes, 0
         for member in (alive[i] for i in self._rng.sample(range(len(alive)), min(len(alive), 3 * k))):
-            if sent >= k or not self._gossip:
+            if sent >= k:
                 break
             if not self._transport.connected(member.id):
                 continue  # a dial is three round trips: it would not be news by then
             sent += 1
-            self._timed(self._transport.ping(member.id, member.url, self.rumours()),
+            self._timed(self._transport.ping(member.id, member.url, news),
                         self._probe_timeout()).addCallbacks(self._acked, lambda f: None)
-        if self._gossip and sent:  # (with nobody to tell, the next news starts it again)
+        if fresh:  # more than a message carries: the rest at the next interval
             self._push_timer = self._clock.callLater(self.timing.gossip_interval, self._push)
 
     # -- hearing rumours --------------------------------------------------------------

@@ -15,7 +15,7 @@ class Timing:
     suspicion_max: float = 3.0      # ... and this, with nobody else confirming, times
                                     # max(1, log10(members)): see suspicion_timeout
     gossip_per_message: int = 8     # rumours piggybacked on each message
-    gossip_interval: float = 0.2    # while news is queued, pushed this often ...
+    gossip_interval: float = 0.2    # news is pushed once, at the next interval ...
     gossip_nodes: int = 3           # ... to this many members (0: piggybacked only)
     retransmit_mult: int = 4        # each rumour is sent retransmit_mult * log(N+1) times
     sync_interval: float = 10.0     # full state exchange with one random member

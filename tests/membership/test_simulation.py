@@ -201,10 +201,10 @@ def test_the_dead_are_retried_and_then_forgotten():
     assert len(watcher.live_members()) == 3
 
 
-def test_news_is_pushed_to_a_few_members_while_queued_and_idle_hosts_send_nothing_more():
-    """As memberlist gossips: while a host has news queued it tells three members every
-    0.2 s, rather than only with its probes (two a second).  A refutation then reaches
-    every host in a few pushes; idle, not one message more is sent."""
+def test_news_is_pushed_to_a_few_members_and_idle_hosts_send_nothing_more():
+    """As memberlist gossips: a host tells three members its news at the next 0.2 s,
+    rather than only with its probes (two a second).  A refutation then reaches every
+    host in a few pushes; idle, not one message more is sent."""
     idle, refuted = {}, {}
     for nodes in (0, Timing().gossip_nodes):
         sim = Simulation(200, timing=Timing(gossip_nodes=nodes), seed=3)
