@@ -331,9 +331,9 @@ class Membership:
                 self._push_timer = self._clock.callLater(self.timing.gossip_interval, self._push)
 
     def _push(self) -> None:
-        """News goes out at once, not only with the next probes: each rumour once, to a few
-        random members, at the next gossip interval (memberlist's gossip, whose fan-out
-        reaches most hosts in a few intervals).  A push does not spend the rumour's
+        """News goes out within a gossip interval, not only with the next probes: each
+        rumour once, to a few random members (memberlist's gossip, whose fan-out reaches
+        most hosts in a few intervals).  A push does not spend the rumour's
         retransmissions: those still ride on probes and answers as before, and they are
         what reaches the few hosts the random pushes missed (each host's own probes ask two
         members a second for news, while it is still queued there).  Idle, nothing is sent."""
