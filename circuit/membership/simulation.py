@@ -490,8 +490,8 @@ class Simulation:
     ``converged=True`` starts them as a cluster that has run for a while: each knows
     every other, alive, at incarnation 0, with a connection open to each (the real
     hosts keep every connection, each serving calls both ways, and probing calls every
-    member once a round); run it for one `Timing.sync_interval` before measuring, while their
-    loops start.  ``converged=False`` joins them one by one through the first."""
+    member once a round); run it for one `Timing.sync_interval` before measuring, while
+    their loops start.  ``converged=False`` joins them one by one through the first."""
 
     def __init__(self, n: int, timing: Timing = Timing(), converged: bool = True, seed: int = 1,
                  **net_args):

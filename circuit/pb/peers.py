@@ -70,7 +70,8 @@ class _Factory(pb.PBClientFactory):
 
 class Peers:
     def __init__(self, reactor, credentials, on_lost: Optional[Callable[[str], None]] = None,
-                 tls: Optional[ClientTLS] = None, serve: Optional[Callable[[pb.Broker], pb.Referenceable]] = None):
+                 tls: Optional[ClientTLS] = None,
+                 serve: Optional[Callable[[pb.Broker], pb.Referenceable]] = None):
         self._reactor = reactor
         self._credentials = credentials
         self._tls = tls or ClientTLS(credentials)  # one context for every connection dialled

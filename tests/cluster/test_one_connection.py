@@ -94,8 +94,8 @@ def _dial_each_other(tmp_path, how: str) -> dict:
     ca = make_ca(tmp_path / "ca")
     for name in ("a", "b"):
         (tmp_path / "fs" / name).mkdir(parents=True)
-    out = subprocess.run([sys.executable, str(HERE / "dial_each_other.py"), str(ca), str(tmp_path / "fs"), how],
-                         capture_output=True, text=True, timeout=60, cwd=HERE.parent.parent)
+    out = subprocess.run([sys.executable, str(HERE / "dial_each_other.py"), str(ca), str(tmp_path / "fs"),
+                          how], capture_output=True, text=True, timeout=60, cwd=HERE.parent.parent)
     assert out.stdout, out.stderr[-3000:]
     return json.loads(out.stdout.splitlines()[-1])
 
