@@ -45,8 +45,8 @@ def give_up(reactor, why: str) -> None:
 def more_open_files() -> tuple[int, int]:
     """Raise this process's soft limit of open files to its hard limit: (before, after).
 
-    A host holds two connections per member (the one it dialled to probe it, and the one
-    the member dialled), three pipes per running process, and what its views have open;
+    A host holds a connection per member (one a pair of hosts, whichever dialled it:
+    `Peers.adopt`), three pipes per running process, and what its views have open;
     the usual soft limit of 1,024 would refuse a dial, a spawn or a connection long before
     the hard limit does (Go programs raise it the same way at start, since Go 1.19).  The
     processes it starts inherit the raised limit, as a service's processes inherit
