@@ -11,7 +11,7 @@ import time
 from typing import Callable, Optional
 
 from twisted.internet import error as ierror
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.protocol import ProcessProtocol
 
 from circuit import errors
@@ -44,11 +44,7 @@ class _Pipes(ProcessProtocol):
         self.process = process
 
     def connectionMade(self) -> None:
-        self.process.pid = self.transport.pid  # cleared by Twisted once reaped
-        if self.process.keeper is not None:
-            self.process.keeper.keep(self.process.pid)  # so that it dies with the host
-        # Backpressure for stdin: the pipe's writer pauses us when its buffer is full.
-        self.transport.pipes[0].registerProducer(self.process.stdin, True)
+        self.process._began(self.transport)
 
     def childDataReceived(self, fd: int, data: bytes) -> None:
         if fd == 1:
@@ -65,8 +61,6 @@ class _Pipes(ProcessProtocol):
             self.process.stderr.finish()
 
     def processExited(self, reason) -> None:
-        if self.process.keeper is not None:
-            self.process.keeper.forget(self.process.pid)
         self.process._exited(reason.value)
 
 
@@ -118,14 +112,30 @@ class Stdin:
         self.lost()
 
 
+class SpawnHere:
+    """Starts processes in this very process (``spawnProcess``): a host without a keeper
+    (`circuit.core.keeper.Keeper`, the one a service runs), as tests make."""
+
+    def __init__(self, reactor):
+        self._reactor = reactor
+
+    def spawn(self, protocol, executable: str, args: list, env: dict, path: Optional[str]) -> Deferred:
+        try:
+            self._reactor.spawnProcess(protocol, executable, args, env=env, path=path)
+        except (OSError, ValueError) as e:
+            return fail(e)
+        return succeed(None)
+
+
 class Process:
     def __init__(self, reactor, inherited_env: Optional[dict[str, str]] = None,
-                 clock: Callable[[], float] = time.time, keeper=None):
-        self._reactor = reactor
-        self.keeper = keeper  # circuit.core.keeper.Keeper: it kills the process if the host dies
+                 clock: Callable[[], float] = time.time, spawner=None):
+        # circuit.core.keeper.Keeper, or anything with its spawn()
+        self._spawner = spawner if spawner is not None else SpawnHere(reactor)
         self._clock = clock
         self.inherited_env = dict(os.environ if inherited_env is None else inherited_env)
         self.phase = CREATED
+        self.starting = False  # asked to start, not yet started
         self.command: Optional[Command] = None
         self.pid: Optional[int] = None
         self.exit_code: Optional[int] = None
@@ -143,7 +153,7 @@ class Process:
         """Raise what ``run(command)`` would be refused with; else (executable, environment)."""
         if self.removed:
             raise errors.NotFound("the process was removed")
-        if self.phase != CREATED:
+        if self.phase != CREATED or self.starting:
             raise errors.Busy("run: the process was already started")
         environment = command.environment(self.inherited_env)
         if command.dir is not None and not os.path.isdir(command.dir):
@@ -154,23 +164,34 @@ class Process:
         if self.phase != RUNNING or self._transport is None:
             raise errors.NoProcess(f"signal: the process is {self.phase}, not running")
 
-    def run(self, command: Command) -> None:
-        """Start the command, once.  Nothing changes when it is refused."""
+    def run(self, command: Command) -> Deferred:
+        """Start the command, once: fires once it runs.  Nothing changes when it is refused
+        (raised here, or failed later if it could not be started)."""
         executable, environment = self.check_run(command)
-        # The state changes first: a child that exits at once is reaped (and
-        # processExited called) inside spawnProcess itself.
-        self.command, self.phase, self.started = command, RUNNING, self._clock()
-        try:
-            transport = self._reactor.spawnProcess(_Pipes(self), executable, [executable] + command.args,
-                                                   env=environment, path=command.dir)
-        except (OSError, ValueError) as e:
-            self.command, self.phase, self.started = None, CREATED, None
-            refused = errors.CircuitError(f"run: could not start {command.path}: {getattr(e, 'strerror', None) or e}")
+        self.command, self.starting = command, True
+
+        def refused(failure):
+            self.command, self.starting = None, False
+            e = failure.value
+            refusal = errors.CircuitError(f"run: could not start {command.path}: "
+                                          f"{getattr(e, 'strerror', None) or e}")
             if getattr(e, "errno", None):  # EMFILE, EAGAIN, ENOMEM: the host's want, said as it is
-                refused.errno = e.errno
-            raise refused
+                refusal.errno = e.errno
+            raise refusal
+        return maybeDeferred(self._spawner.spawn, _Pipes(self), executable, [executable] + command.args,
+                             environment, command.dir).addCallbacks(lambda _: None, refused)
+
+    def _began(self, transport) -> None:
+        """Running.  A child that exits at once may be reaped (and processExited called)
+        right after this, before the spawn returns."""
+        self.phase, self.started, self.starting = RUNNING, self._clock(), False
+        self.pid = transport.pid
         self._transport = transport
         self.stdin.transport = transport
+        # Backpressure for stdin: the pipe's writer pauses us when its buffer is full.
+        transport.pipes[0].registerProducer(self.stdin, True)
+        if self.removed:  # removed while it was being started
+            transport.signalProcess("KILL")
 
     def _exited(self, reason) -> None:
         self.phase = EXITED

@@ -314,6 +314,8 @@ class MessageHandle(Handle):
         self._check_content = check
         self._check_state = check_state
         self._pieces: list[bytes] = []  # what was written since the last flush
+        self._checks = 0  # checks of writes still waiting for their answer
+        self._after_checks: list[Deferred] = []  # flushes waiting for them
         self._kept: Optional[bytes] = None  # an attempt that would have waited
         self._truncate = truncate
         self._delivered = False
@@ -348,7 +350,27 @@ class MessageHandle(Handle):
             if failure.check(errors.CircuitError):
                 self._refuse(failure.value)
             return failure
-        return maybeDeferred(self._check).addCallbacks(self._checked, refused, (len(data),))
+        checked = maybeDeferred(self._check).addCallbacks(self._checked, refused, (len(data),))
+        if not checked.called:  # a check that waits (run: until the process starts)
+            self._checks += 1
+            checked.addBoth(self._check_done)
+        return checked
+
+    def _check_done(self, result: Any) -> Any:
+        self._checks -= 1
+        if not self._checks:
+            waiting, self._after_checks = self._after_checks, []
+            for waiter in waiting:
+                waiter.callback(None)
+        return result
+
+    def _after_check(self, then: Callable[[], Deferred]) -> Deferred:
+        """A flush waits for the checks of the writes before it: a writer on another host
+        that gave up on its write closes while the owner still checks it, and the close must
+        find the value applied (settled), not deliver it a second time."""
+        waiter = Deferred()
+        self._after_checks.append(waiter)
+        return waiter.addCallback(lambda _: then())
 
     def _checked(self, result: Any, written: int) -> int:
         if result == APPLIED:  # whole, and in effect: the close delivers nothing more
@@ -396,6 +418,8 @@ class MessageHandle(Handle):
         return message
 
     def flush(self) -> Deferred:
+        if self._checks:
+            return self._after_check(self.flush)
         refused = self._refused_flush()
         if refused is not None:
             return refused
@@ -405,6 +429,8 @@ class MessageHandle(Handle):
         return maybeDeferred(self._deliver, message)
 
     def try_flush(self) -> Deferred:
+        if self._checks:
+            return self._after_check(self.try_flush)
         try:
             return self._try_flush()
         finally:

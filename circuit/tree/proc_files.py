@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from typing import Optional
 
+from twisted.internet.defer import Deferred
+
 from circuit import errors, jsondoc
 from circuit.core.command import Command
 from circuit.core.process import parse_signal
@@ -13,15 +15,17 @@ from circuit.tree.handles import APPLIED, MessageHandle, ResultHandle, StdinHand
 from circuit.tree.table import ControlFile, table
 
 
-def _start(ctx: ElementContext, text: bytes) -> None:
-    _start_command(ctx, ctx.tree.localize(Command.parse(text)))
+def _start(ctx: ElementContext, text: bytes) -> Deferred:
+    return _start_command(ctx, ctx.tree.localize(Command.parse(text)))
 
 
-def _start_command(ctx: ElementContext, command: Command) -> None:
+def _start_command(ctx: ElementContext, command: Command) -> Deferred:
+    """Fires once the process runs (the write of ``run`` waits for it)."""
     proc = ctx.element
-    proc.run(command)
+    started = proc.run(command)
     if command.scrub:
         proc.wait_exit().addCallbacks(lambda _: _maybe_scrub(ctx), lambda _: None)
+    return started
 
 
 def _check_run(ctx: ElementContext, text: bytes) -> Optional[str]:
@@ -30,8 +34,8 @@ def _check_run(ctx: ElementContext, text: bytes) -> Optional[str]:
     document = jsondoc.check_partial(text, "run")
     if document is None:
         return None
-    _start_command(ctx, ctx.tree.localize(Command.from_json(document)))
-    return APPLIED
+    return _start_command(ctx, ctx.tree.localize(Command.from_json(document))).addCallback(
+        lambda _: APPLIED)
 
 
 def _maybe_scrub(ctx: ElementContext) -> None:

@@ -131,17 +131,20 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _children(pid: int) -> set:
-    """The processes whose parent is ``pid`` (a daemon's: its processes and its keeper)."""
-    found = set()
+def _descendants(pid: int) -> set:
+    """The processes under ``pid`` (a daemon's: its keeper, and the keeper's: its processes)."""
+    parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(") ", 1)[1].split()[1]) == pid:
-                        found.add(int(entry))
+                    parents[int(entry)] = int(f.read().rsplit(") ", 1)[1].split()[1])
             except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
                 continue
+    found, under = set(), {pid}
+    while under:
+        under = {child for child, parent in parents.items() if parent in under} - found
+        found |= under
     return found
 
 
@@ -162,7 +165,7 @@ def test_stop_a_host_from_a_members_command_line_mount_and_ssh(tmp_path):
             p = f"/{h.host_id}/dc/proc/kept"
             assert circuit(a, "mkproc", p, "--", "/bin/sleep", "1000").returncode == 0
             pids[h.host_id] = json.loads(circuit(a, "peek", p).stdout)["pid"]
-        children = {h.host_id: _children(h.proc.pid) for h in (b, c, d)}
+        children = {h.host_id: _descendants(h.proc.pid) for h in (b, c, d)}
         for h in (b, c, d):  # the element's process and the keeper, at least
             assert pids[h.host_id] in children[h.host_id] and len(children[h.host_id]) >= 2
         events = _events(a)

@@ -146,9 +146,8 @@ def test_a_command_without_env_inherits_the_hosts(sh):
 ])
 def test_a_spawn_that_fails_is_a_circuit_error_and_changes_nothing(sh, refusal):
     proc = Process(FakeReactor(refuse=refusal), {}, Clock())
-    with pytest.raises(errors.CircuitError):
-        proc.run(Command(path=sh))
-    assert proc.phase == CREATED and proc.command is None and proc.started is None
+    failure(proc.run(Command(path=sh)), errors.CircuitError)
+    assert proc.phase == CREATED and not proc.starting and proc.command is None and proc.started is None
 
 
 def test_output_is_streamed_to_stdout_and_stderr(sh):

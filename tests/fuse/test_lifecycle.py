@@ -186,30 +186,63 @@ def test_a_host_killed_9_takes_its_processes_with_it(tmp_path):
     wait_for(lambda: _gone(pid), 10, what="the host's process to die with it")
 
 
+def _keeper(d) -> int:
+    keeper, = [p for p in _children(d.proc.pid) if b"keeper_process.py" in b" ".join(_cmdline(p))]
+    return keeper
+
+
+def test_the_hosts_processes_are_its_keepers_children(tmp_path):
+    """Started by the keeper, whose few open descriptors make a spawn cost the same however
+    many connections the host holds: not a descriptor of the host reaches the process."""
+    d = start_daemon(tmp_path)
+    try:
+        pid = _start_sleeper(d, "long")
+        assert pid in _children(_keeper(d))
+        assert sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
+        d.sh('mkdir dc/proc/fds && echo \'{"path": "/bin/ls", "args": ["/proc/self/fd"]}\' > dc/proc/fds/run')
+        assert d.sh("cat dc/proc/fds/stdout").stdout.split() == ["0", "1", "2", "3"]  # 3: ls's own
+        # An ignored signal stays ignored across exec: none of the keeper's (nor Python's) is.
+        ignored = int(next(line for line in open(f"/proc/{pid}/status") if line.startswith("SigIgn:")).split()[1], 16)
+        for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE, signal.SIGXFSZ):
+            assert not ignored & (1 << (signum - 1)), signum.name
+    finally:
+        assert d.stop() in (0, -signal.SIGTERM)
+    assert _gone(pid)
+
+
 def test_a_killed_keeper_is_replaced(tmp_path):
-    """The keeper (which kills a dead host's processes) is itself killed: the host starts
-    another and tells it of the processes already running, which still die with the host."""
+    """The keeper (which starts the host's processes, and kills them should the host die) is
+    itself killed: its processes are killed with it and reported so (their exits could no
+    longer be known), and the host starts another, whose processes still die with the host."""
     d = start_daemon(tmp_path)
     try:
         before = _start_sleeper(d, "before")
-        keeper, = [p for p in _children(d.proc.pid) if b"keeper_process.py" in b" ".join(_cmdline(p))]
+        keeper = _keeper(d)
         os.kill(keeper, signal.SIGKILL)
-        wait_for(lambda: [p for p in _children(d.proc.pid) if p != keeper and p != before
+        record = json.loads(d.sh("cat dc/proc/before/waitexit").stdout)
+        assert record["phase"] == "exited" and record["signal"] == "KILL", record
+        wait_for(lambda: _gone(before), 10, what="the keeper's process to be killed")
+        wait_for(lambda: [p for p in _children(d.proc.pid) if p != keeper
                           and b"keeper_process.py" in b" ".join(_cmdline(p))], 10, what="a new keeper")
         after = _start_sleeper(d, "after")
+        said = d.log.read_text()
+        assert "the process keeper ended: its 1 running processes are killed" in said, said[-3000:]
     finally:
         d.stop(signal.SIGKILL)
-    wait_for(lambda: _gone(before) and _gone(after), 10, what="both processes to die with the host")
+    wait_for(lambda: _gone(after), 10, what="the new keeper's process to die with the host")
 
 
 def test_a_stop_signalled_to_the_whole_group_is_a_clean_stop(tmp_path):
     """As systemd stops a service (SIGTERM to every process of it): the keeper outlives the
     signal until its host has stopped, rather than dying first and being restarted."""
     d = start_daemon(tmp_path)
-    keeper, = [p for p in _children(d.proc.pid) if b"keeper_process.py" in b" ".join(_cmdline(p))]
-    ignored = int(next(line for line in open(f"/proc/{keeper}/status") if line.startswith("SigIgn:")).split()[1], 16)
-    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):  # whichever reaches it first
-        assert ignored & (1 << (signum - 1)), signum.name
+    keeper = _keeper(d)
+
+    def ignoring() -> bool:  # from the keeper's first lines, whichever signal reaches it first
+        ignored = int(next(line for line in open(f"/proc/{keeper}/status")
+                           if line.startswith("SigIgn:")).split()[1], 16)
+        return all(ignored & (1 << (s - 1)) for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM))
+    wait_for(ignoring, 10, what="the keeper to ignore the stop signals")
     os.killpg(d.proc.pid, signal.SIGTERM)  # start_daemon gives the host a session, and group, of its own
     assert d.proc.wait(15) in (0, -signal.SIGTERM)
     wait_for(lambda: _gone(keeper), 10, what="the keeper to end with its input")
@@ -217,20 +250,55 @@ def test_a_stop_signalled_to_the_whole_group_is_a_clean_stop(tmp_path):
     assert "the process keeper exited" not in said and "circuit host" in said, said[-3000:]
 
 
-def test_the_keeper_kills_only_the_very_process(tmp_path):
-    """The keeper checks the start time it was told: a PID used again by another process
-    (here: a wrong start time) is left alone."""
+def test_the_keeper_starts_reports_and_kills_at_the_end_of_its_input():
+    """The keeper's side alone, over its socket: a start answered with the PID and a pidfd,
+    a kill by the start's number, the exit's status, a bad request said on stderr, and at the
+    end of its input the processes still running killed."""
+    import array
+    import socket
     import sys
     from circuit.core import keeper_process
-    mine = subprocess.Popen(["sleep", "300"])
-    other = subprocess.Popen(["sleep", "300"])
+    ours, theirs = socket.socketpair()
+    keeper = subprocess.Popen([sys.executable, "-I", keeper_process.__file__], stdin=theirs,
+                              stderr=subprocess.PIPE)
+    theirs.close()
+    received = b""
+
+    def start(ident: int, path: str, *args: str) -> None:
+        r, w = os.pipe()
+        request = {"start": ident, "path": path, "args": [path, *args], "env": {}, "dir": "/"}
+        socket.send_fds(ours, [json.dumps(request).encode() + b"\n"], [r, w, w])
+        os.close(r)
+        os.close(w)
+
+    def answer() -> tuple:
+        nonlocal received
+        fds = []
+        while b"\n" not in received:
+            data, more, _, _ = socket.recv_fds(ours, 4096, 4)
+            assert data, "the keeper hung up"
+            received += data
+            fds += more
+        line, received = received.split(b"\n", 1)
+        return json.loads(line), fds
+
     try:
-        started = keeper_process.start_time(mine.pid)
-        lines = f"+{mine.pid} {started}\n+{other.pid} {started - 1}\n+5 1\n-5\n".encode()
-        subprocess.run([sys.executable, "-I", keeper_process.__file__], input=lines, check=True, timeout=30)
-        assert mine.wait(10) == -signal.SIGKILL
-        assert other.poll() is None
+        start(1, "/bin/sleep", "300")
+        started, (pidfd,) = answer()
+        pid = started["pid"]
+        assert started == {"started": 1, "pid": pid} and _cmdline(pid)[:2] == [b"/bin/sleep", b"300"]
+        ours.sendall(b'{"kill": 1, "signal": 15}\n')
+        assert answer() == ({"exited": 1, "status": signal.SIGTERM}, [])
+        os.close(pidfd)
+        start(2, "/no/such/program")
+        assert answer() == ({"failed": 2, "errno": 2, "error": "No such file or directory"}, [])
+        ours.sendall(b'{"stop": 3}\n')  # neither start nor kill: said, and nothing else
+        start(4, "/bin/sleep", "300")
+        started, (pidfd,) = answer()
+        os.close(pidfd)
+        last = started["pid"]
     finally:
-        for p in (mine, other):
-            p.kill()
-            p.wait()
+        ours.close()  # the end of its input
+    assert keeper.wait(10) == 0
+    assert b"a bad request" in keeper.stderr.read()
+    wait_for(lambda: _gone(last), 10, what="the process still running at the end to be killed")
