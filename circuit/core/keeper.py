@@ -55,7 +55,6 @@ class Keeper:
         self._stopping = False
         self._since = 0.0
         self._later = None
-        self.pid: Optional[int] = None
 
     def start(self) -> None:
         self._since = self._reactor.seconds()
@@ -103,6 +102,7 @@ class Keeper:
         for fd in start.theirs:  # sent with the line's first bytes
             self._line.transport.sendFileDescriptor(fd)
         self._line.sendLine(json.dumps(start.request).encode())
+        start.request = None  # the environment and arguments: kept by nobody once sent
 
     def kill(self, ident: int, number: int) -> None:
         if self._line is not None:
@@ -206,17 +206,17 @@ class KeptProcess:
         self._keeper = keeper
         self._id = ident
         self._pidfd: Optional[int] = pidfd
-        self._ends = start
+        self._ends = (start.stdin, start.stdout, start.stderr)
         self.proto = start.protocol
         self.pid: Optional[int] = pid  # cleared once reaped, as Twisted does
         self.pipes: dict = {}
-        self._reason: Optional[Failure] = None
+        self._status: Optional[int] = None  # the wait status, once reaped
 
     def begin(self) -> None:
-        start = self._ends
-        self.pipes = {0: ProcessWriter(self._reactor, self, 0, start.stdin),
-                      1: ProcessReader(self._reactor, self, 1, start.stdout),
-                      2: ProcessReader(self._reactor, self, 2, start.stderr)}
+        stdin, stdout, stderr = self._ends
+        self.pipes = {0: ProcessWriter(self._reactor, self, 0, stdin),
+                      1: ProcessReader(self._reactor, self, 1, stdout),
+                      2: ProcessReader(self._reactor, self, 2, stderr)}
         self.proto.makeConnection(self)
 
     # the transport
@@ -227,12 +227,6 @@ class KeptProcess:
     def closeStdin(self) -> None:
         if 0 in self.pipes:
             self.pipes[0].loseConnection()
-
-    def loseConnection(self) -> None:
-        self.closeStdin()
-        for fd in (1, 2):
-            if fd in self.pipes:
-                self.pipes[fd].loseConnection()
 
     def signalProcess(self, number) -> None:
         if isinstance(number, str):
@@ -255,14 +249,18 @@ class KeptProcess:
         self.pid = None
         os.close(self._pidfd)
         self._pidfd = None
-        if os.WIFSIGNALED(status):
-            self._reason = Failure(ProcessTerminated(None, os.WTERMSIG(status), status))
-        elif os.WEXITSTATUS(status):
-            self._reason = Failure(ProcessTerminated(os.WEXITSTATUS(status), None, status))
-        else:
-            self._reason = Failure(ProcessDone(status))
-        self.proto.processExited(self._reason)
+        self._status = status
+        self.proto.processExited(self._reason())
         self._maybe_ended()
+
+    def _reason(self) -> Failure:
+        """As Twisted says it (not kept: a finished process is kept long, a Failure is 1 KB)."""
+        status = self._status
+        if os.WIFSIGNALED(status):
+            return Failure(ProcessTerminated(None, os.WTERMSIG(status), status))
+        if os.WEXITSTATUS(status):
+            return Failure(ProcessTerminated(os.WEXITSTATUS(status), None, status))
+        return Failure(ProcessDone(status))
 
     def lost(self) -> None:
         """The keeper is gone: kill the process (its exit can no longer be known)."""
@@ -273,8 +271,8 @@ class KeptProcess:
         self.exited(signal.SIGKILL)  # a wait status that says: killed by SIGKILL
 
     def _maybe_ended(self) -> None:
-        if self._reason is not None and not self.pipes:
-            self.proto.processEnded(self._reason)
+        if self._status is not None and not self.pipes:
+            self.proto.processEnded(self._reason())
 
 
 @implementer(IFileDescriptorReceiver)
@@ -313,9 +311,6 @@ class _LineFactory(Factory):
 class _KeeperProcess(ProcessProtocol):
     def __init__(self, keeper: Keeper):
         self.keeper = keeper
-
-    def connectionMade(self) -> None:
-        self.keeper.pid = self.transport.pid
 
     def childDataReceived(self, fd: int, data: bytes) -> None:
         log.warn("the process keeper says: {text}", text=data.decode(errors="replace").strip())

@@ -196,6 +196,9 @@ class Process:
     def _exited(self, reason) -> None:
         self.phase = EXITED
         self.ended = self._clock()
+        # Let the transport go (its pipes hold it while they drain): a finished process is
+        # kept until removed, maybe among 100,000 elements.
+        self._transport = self.stdin.transport = None
         if isinstance(reason, ierror.ProcessTerminated) and reason.signal is not None:
             self.exit_signal = reason.signal
         else:
