@@ -29,6 +29,7 @@ if __name__ == "__main__":
 
 import array  # noqa: E402
 import collections  # noqa: E402
+import errno  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import selectors  # noqa: E402
@@ -88,8 +89,9 @@ class Keeper:
                                  file_actions=[(os.POSIX_SPAWN_DUP2, fd, child)
                                                for child, fd in enumerate(fds)],
                                  setsigdef=_TO_DEFAULT)
-        except OSError as e:
-            self.send({"failed": ident, "errno": e.errno or 0, "error": e.strerror or str(e)})
+        except Exception as e:  # OSError, or ValueError for what exec cannot take: always answered
+            self.send({"failed": ident, "errno": getattr(e, "errno", None) or errno.EINVAL,
+                       "error": getattr(e, "strerror", None) or str(e)})
             return
         finally:
             for fd in fds:

@@ -1,4 +1,5 @@
 """Starting and stopping a host: the console script, the twistd plugin, clean unmounts."""
+import errno
 import json
 import os
 import re
@@ -264,9 +265,9 @@ def test_the_keeper_starts_reports_and_kills_at_the_end_of_its_input():
     theirs.close()
     received = b""
 
-    def start(ident: int, path: str, *args: str) -> None:
+    def start(ident: int, path: str, *args: str, env=None) -> None:
         r, w = os.pipe()
-        request = {"start": ident, "path": path, "args": [path, *args], "env": {}, "dir": "/"}
+        request = {"start": ident, "path": path, "args": [path, *args], "env": env or {}, "dir": "/"}
         socket.send_fds(ours, [json.dumps(request).encode() + b"\n"], [r, w, w])
         os.close(r)
         os.close(w)
@@ -292,6 +293,8 @@ def test_the_keeper_starts_reports_and_kills_at_the_end_of_its_input():
         os.close(pidfd)
         start(2, "/no/such/program")
         assert answer() == ({"failed": 2, "errno": 2, "error": "No such file or directory"}, [])
+        start(5, "/bin/true", env={"A=B": "1"})  # what exec cannot take is answered too
+        assert answer() == ({"failed": 5, "errno": errno.EINVAL, "error": "illegal environment variable name"}, [])
         ours.sendall(b'{"stop": 3}\n')  # neither start nor kill: said, and nothing else
         start(4, "/bin/sleep", "300")
         started, (pidfd,) = answer()
