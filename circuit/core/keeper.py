@@ -76,6 +76,10 @@ class Keeper:
         self._stopping = True
         if self._later is not None and self._later.active():
             self._later.cancel()
+        waiting, self._waiting = self._waiting, []
+        for start in waiting:
+            start.close_all()
+            start.done.errback(_stopping())
         if self._line is not None:
             self._line.transport.loseConnection()
 
@@ -84,6 +88,8 @@ class Keeper:
               path: Optional[str]) -> Deferred:
         """Start a process: fires once ``protocol`` is connected to it, or with the
         OSError the start failed with (nothing started then)."""
+        if self._stopping:
+            return fail(_stopping())
         self._next += 1
         try:
             start = _Start(self._next, protocol, {
@@ -165,6 +171,10 @@ class Keeper:
         self._later = None
         if not self._stopping:
             self.start()
+
+
+def _stopping() -> OSError:
+    return OSError(errno.ESHUTDOWN, "the host is stopping")
 
 
 class _Start:
