@@ -50,6 +50,9 @@ class ITransport(Interface):
         """Is a connection to the member already open (a probe need not dial first)?"""
 
 
+_NOBODY: frozenset = frozenset()  # no suspicion: one object for every member of every host
+
+
 @dataclass(slots=True)
 class Member:
     """One member as this host believes it.  Every host holds one per member, N^2 in a
@@ -59,7 +62,7 @@ class Member:
     incarnation: int
     state: str
     since: float
-    suspecters: frozenset | set = frozenset()
+    suspecters: frozenset | set = _NOBODY
 
     def rumour(self, by: str = "") -> Rumour:
         return Rumour(self.state, self.id, self.url, self.incarnation, by)
@@ -478,6 +481,7 @@ class Membership:
             self._gone.pop(member.id, None)
         if state != SUSPECT:
             self._stop_suspicion(member)
+            member.suspecters = _NOBODY  # not kept with the dead: N^2 sets after a partition
         if state == SUSPECT and was != SUSPECT:
             self._start_suspicion(member, by)
         if state in GONE and was not in GONE:
