@@ -78,7 +78,7 @@ class Keeper:
                     os.kill(pid, int(asked["signal"]))
             else:
                 raise ValueError("neither start nor kill")
-        except (ValueError, KeyError, IndexError, TypeError) as e:
+        except (ValueError, KeyError, IndexError, TypeError, OSError) as e:
             print(f"circuit keeper: a bad request {line[:200]!r}: {e}", file=sys.stderr, flush=True)
 
     def start(self, asked: dict, fds: list) -> None:
@@ -96,8 +96,13 @@ class Keeper:
         finally:
             for fd in fds:
                 os.close(fd)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as e:  # EMFILE: a process the host could not kill without us is none
+            os.kill(pid, signal.SIGKILL)  # reaped unreported: its start failed
+            self.send({"failed": ident, "errno": e.errno or errno.EIO, "error": e.strerror or str(e)})
+            return
         self.running[pid], self.ids[ident] = ident, pid
-        pidfd = os.pidfd_open(pid)
         try:
             self.send({"started": ident, "pid": pid}, [pidfd])
         finally:
