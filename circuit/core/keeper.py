@@ -287,8 +287,7 @@ class KeptProcess:
 
 @implementer(IFileDescriptorReceiver)
 class _KeeperLine(LineOnlyReceiver):
-    delimiter = b"\n"
-    MAX_LENGTH = 1 << 30  # a start carries the whole environment and arguments
+    delimiter = b"\n"  # the keeper's answers are short: the default MAX_LENGTH holds them
 
     def __init__(self, keeper: Keeper):
         self.keeper = keeper

@@ -13,13 +13,16 @@ from typing import Callable, Optional
 from twisted.internet import error as ierror
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
 
 from circuit import errors
 from circuit.core.command import Command
 from circuit.core.output import Output
-from circuit.core.waiters import WaiterSet
+from circuit.core.waiters import WaiterSet, made_once_asked
 
 CREATED, RUNNING, EXITED = "created", "running", "exited"
+
+log = Logger("circuit")
 
 
 def parse_signal(text: str) -> int:
@@ -178,8 +181,12 @@ class Process:
             if getattr(e, "errno", None):  # EMFILE, EAGAIN, ENOMEM: the host's want, said as it is
                 refusal.errno = e.errno
             raise refusal
-        return maybeDeferred(self._spawner.spawn, _Pipes(self), executable, [executable] + command.args,
-                             environment, command.dir).addCallbacks(lambda _: None, refused)
+        asked = maybeDeferred(self._spawner.spawn, _Pipes(self), executable, [executable] + command.args,
+                              environment, command.dir).addCallbacks(lambda _: None, refused)
+        # Asked, it may start whatever the caller does now: one that gives up hears so.
+        return made_once_asked(asked, None, lambda failure: log.info(
+            "{path}, run for a caller that gave up while it was being started: {why}",
+            path=command.path, why=failure.getErrorMessage()))
 
     def _began(self, transport) -> None:
         """Running.  A child that exits at once may be reaped (and processExited called)

@@ -4,6 +4,23 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+
+def made_once_asked(asked: Deferred, made: Any, late: Callable[[Failure], None]) -> Deferred:
+    """What a caller waits on for a change that takes effect where it lands (`cap`, `run`),
+    ``asked`` already on its way and past taking back: a caller that gives up (cancels)
+    hears that it was made (``made``), as a send in flight does, rather than an error for
+    what happens anyway; should it be refused after all, ``late`` is told of it, since
+    that caller no longer listens."""
+    out: Deferred = Deferred(lambda out: out.callback(made))
+
+    def refused(failure: Failure) -> Any:
+        if not out.called:
+            return out.errback(failure)
+        late(failure)
+    asked.addCallbacks(lambda result: None if out.called else out.callback(result), refused)
+    return out
 
 
 class WaiterSet:

@@ -25,7 +25,7 @@ from zope.interface import implementer
 from circuit import errors
 from circuit.core.select import Clause
 from circuit.interfaces import ICaller, IHandle, IHostTree, OpenFlags
-from circuit.core.waiters import WaiterSet
+from circuit.core.waiters import WaiterSet, made_once_asked
 from circuit.pb import wire
 from circuit.tree import shape, whole
 from circuit.tree.handles import Handle, TextHandle
@@ -509,16 +509,10 @@ class RemoteHandle(Handle):
         """A write that may take effect on arrival (`cap`, `run`), once it has left: a
         writer that gives up meanwhile has made it and hears so, as a send in flight does
         (`_Sending`), rather than EINTR for a process that starts anyway."""
-        out: Deferred = Deferred(lambda out: out.callback(written))
-
-        def refused(failure):
-            if not out.called:
-                return out.errback(failure)
-            log.info("a write to handle {hid} on {host}, made for a writer that gave up while it "
-                     "was on its way, was refused: {why}", hid=self._hid, host=self._tree.host_id,
-                     why=failure.getErrorMessage())
-        answered.addCallbacks(lambda result: None if out.called else out.callback(result), refused)
-        return out
+        return made_once_asked(answered, written, lambda failure: log.info(
+            "a write to handle {hid} on {host}, made for a writer that gave up while it was on "
+            "its way, was refused: {why}", hid=self._hid, host=self._tree.host_id,
+            why=failure.getErrorMessage()))
 
     def _passed(self, asked, answers: list, result):
         if self._lease is not None and answers[0] == wire.LEASED:  # the open's answer

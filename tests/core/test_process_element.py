@@ -6,6 +6,7 @@ import errno
 
 import pytest
 from twisted.internet import error as ierror
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from circuit import errors
@@ -260,3 +261,36 @@ def test_stdin_writes_wait_while_the_pipe_is_full(sh):
 def test_stdin_before_run_is_closed():
     proc = Process(FakeReactor(), {}, Clock())
     failure(proc.stdin.write(b"x"), errors.Closed)
+
+
+class _SlowSpawner:
+    """A keeper that has not answered yet."""
+
+    def __init__(self):
+        self.asked = []
+
+    def spawn(self, protocol, executable, args, env, path):
+        self.asked.append((protocol, Deferred()))
+        return self.asked[-1][1]
+
+
+@pytest.mark.parametrize("outcome", ["started", "refused"])
+def test_a_caller_that_gives_up_while_the_keeper_starts_it_hears_it_was_made(sh, outcome):
+    """A start asked of the keeper cannot be taken back: a caller that leaves meanwhile
+    (Ctrl-C on a write of run) hears that it was made, and the process is what the keeper
+    says, once (it used to hear an error while the process ran without its command)."""
+    spawner = _SlowSpawner()
+    proc = Process(FakeReactor(), {}, Clock(), spawner)
+    heard = proc.run(Command(path=sh))
+    assert pending(heard) and proc.starting
+    heard.cancel()
+    assert value(heard) is None
+    protocol, answer = spawner.asked[0]
+    if outcome == "started":
+        protocol.makeConnection(FakeTransport(pid=1000))
+        answer.callback(None)
+        assert proc.phase == RUNNING and proc.command.path == sh and not proc.starting
+    else:
+        answer.errback(OSError(errno.EAGAIN, "the process keeper ended before it answered"))
+        assert proc.phase == CREATED and proc.command is None and not proc.starting
+    assert len(spawner.asked) == 1

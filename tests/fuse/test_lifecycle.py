@@ -211,6 +211,45 @@ def test_the_hosts_processes_are_its_keepers_children(tmp_path):
     assert _gone(pid)
 
 
+_RUN_WRITER = """
+import os, signal, sys
+signal.signal(signal.SIGUSR1, lambda *a: None)  # a signal that asks the write to give up
+fd = os.open(sys.argv[1], os.O_WRONLY)
+print(os.write(fd, b'{"path": "/bin/echo", "args": ["once"]}\\n'), flush=True)
+os.close(fd)
+print("closed", flush=True)
+"""
+
+
+def test_a_run_whose_writer_gives_up_while_the_keeper_starts_it_is_made_and_said_so(tmp_path):
+    """The keeper has the start and has not answered (stopped here) when the writer of
+    `run` is interrupted: it hears that it was written, and the process starts once, with
+    its command (it used to hear an error while the process ran without one)."""
+    d = start_daemon(tmp_path)
+    try:
+        d.sh("mkdir dc/proc/p1")
+        keeper = _keeper(d)
+        writes = json.loads(d.sh("cat sys/stat").stdout)["requests"].get("fuse write", 0)
+        os.kill(keeper, signal.SIGSTOP)
+        try:
+            import sys
+            writer = subprocess.Popen([sys.executable, "-c", _RUN_WRITER, str(d.root / "dc/proc/p1/run")],
+                                      stdout=subprocess.PIPE, text=True)
+            wait_for(lambda: json.loads(d.sh("cat sys/stat").stdout)["requests"].get("fuse write", 0)
+                     > writes, what="the write of run to reach the host")
+            writer.send_signal(signal.SIGUSR1)
+            assert writer.stdout.readline() == "40\n"  # answered while the keeper is stopped
+        finally:
+            os.kill(keeper, signal.SIGCONT)
+        assert writer.stdout.readline() == "closed\n" and writer.wait(15) == 0
+        record = json.loads(d.sh("cat dc/proc/p1/waitexit").stdout)
+        assert record["exit"] == 0 and record["cmd"]["path"] == "/bin/echo", record
+        assert d.sh("cat dc/proc/p1/stdout").stdout == "once\n"
+        assert d.sh("cat dc/proc/p1/error").stdout == ""
+    finally:
+        assert d.stop() in (0, -signal.SIGTERM)
+
+
 def test_a_killed_keeper_is_replaced(tmp_path):
     """The keeper (which starts the host's processes, and kills them should the host die) is
     itself killed: its processes are killed with it and reported so (their exits could no
