@@ -5,6 +5,8 @@ after the call that should have fired it: no reactor, no clock.
 """
 from __future__ import annotations
 
+import itertools
+
 from collections import Counter, deque
 from typing import Callable, Optional
 
@@ -204,9 +206,16 @@ class ChannelModel:
         self.ever_taken.add(message)
 
     def give_back(self, message: bytes) -> None:
+        """To the head; but a rendezvous message whose sender was not told (a declined or
+        lost offer) is its sender's again: the oldest blocked sender, after every accepted
+        message (one a select gave back meanwhile, say)."""
         assert self.taken[message] == 1
         self.taken[message] -= 1
-        self.queue.appendleft(message)
+        if message in self.accepted:
+            self.queue.appendleft(message)
+        else:
+            self.queue.insert(sum(1 for _ in itertools.takewhile(self.accepted.__contains__, self.queue)),
+                              message)
 
     @_noted
     def _on_offered(self, offer, alive: Optional[list]):

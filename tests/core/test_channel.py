@@ -422,6 +422,9 @@ OPS = ("send", "send", "try_send", "recv", "recv_alive", "recv_alive", "leave", 
 
 
 @settings(max_examples=1000, deadline=None)
+@example(cap=0, steps=[("send", 0), ("send", 0), ("hold", 0), ("offer", 0), ("unrecv", 0), ("offer", 0),
+                       ("decline", 0)], give_back_order=Random(0))  # a select gives its take back
+# while the next is offered; declined, that one is its sender's again, behind the given-back one
 @given(cap=st.integers(0, 4),
        steps=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 1 << 16)), max_size=60),
        give_back_order=st.randoms(use_true_random=False))
