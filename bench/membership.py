@@ -26,8 +26,8 @@ message +-10%) under a simulated clock, and measures, one after the other on tha
 
 Sizes of --big and more use --big-loss-seconds and --big-hold (0: not run): a mass
 suspicion is still O(N^2) in simulated messages (every host hears of every suspect, and
-after a heal of every member coming back), and so are the full-state exchanges while
-views differ.
+after the heal probes each member the far side called dead, if at four at a time), and
+so are the full-state exchanges while views differ.
 --loss-only runs only the idle load and the loss runs, on a cluster where nobody is dead
 (every host retries a dead member every 2 s).  --results FILE keeps the figures of each size
 as JSON, saved after each scenario (several files merge; sizes measured now go into the
