@@ -237,20 +237,6 @@ class Membership:
 
     def merge_state(self, state: list) -> None:
         members = self.members
-        # A state begins with its sender's own rumour (`state`).  A sender we do not
-        # believe (`_credible`: gone or suspect here, or back from the dead lately) is,
-        # most often, the far side of a healed partition, whose verdicts on this side
-        # were made where it could not see it: they are not taken at all, not even as
-        # suspicions.  Taken as suspicions, each host that swapped states with the far
-        # side suspected most of its own side, the suspicions spread, and every host
-        # probed every member it heard suspected: O(N) probes and suspicions a host
-        # (at 1,000 simulated hosts, 250,000 suspicions and 48,000 probes in the heal's
-        # first half second).  The members it wrongly declared hear of it themselves
-        # when they swap states with it (about themselves, every rumour is heard) and
-        # refute, and what it says of members coming back is taken.
-        first = state[0] if state else None
-        sender = first[1] if type(first) is list and len(first) == 5 and type(first[1]) is str else ""
-        believed = sender == self.id or self._credible(sender)
         for item in state:
             # Most of a full state is what we already believe (same state, same
             # incarnation), which changes nothing: skip it without parsing.  A
@@ -260,14 +246,13 @@ class Membership:
                 if known is not None and known.state == item[0] != SUSPECT \
                         and known.incarnation == item[3] and type(item[3]) is int:
                     continue
-                if item[0] in (DEAD, SUSPECT) and known is not None and known.state in (ALIVE, SUSPECT):
-                    if not believed:
-                        continue
-                    if item[0] == DEAD:
-                        # A whole state saying "dead" of a member we hear from: suspect
-                        # it instead (as memberlist does): a live member refutes, a dead
-                        # one is confirmed by our probes.
-                        item = [SUSPECT] + item[1:]
+                if item[0] == DEAD and known is not None and known.state in (ALIVE, SUSPECT):
+                    # A whole state saying "dead" of a member we hear from is, most
+                    # often, the far side of a healed partition speaking of this
+                    # side: believed outright, every member here would be declared
+                    # dead by its own side.  Suspect it instead (as memberlist does):
+                    # a live member refutes, a dead one is confirmed by our probes.
+                    item = [SUSPECT] + item[1:]
             self.hear(item)
 
     def rumours(self) -> list:

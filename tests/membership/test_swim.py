@@ -221,21 +221,3 @@ def test_suspicions_heard_are_probed_a_few_at_a_time_and_every_one_in_turn():
         assert len(calls.pings) - answered <= Timing().suspect_checks
     assert answered == 30
     assert all(node.members[f"m{i}"].state == ALIVE for i in range(30))
-
-
-def test_a_state_from_a_host_not_believed_says_nothing_of_deaths():
-    # m1 is dead here: its whole state (the far side of a healed cut) calls m2 dead and m3
-    # suspect.  Neither is taken, not even as a suspicion; what it says of itself and of
-    # this host is.  The same from a member believed is a suspicion, as memberlist does.
-    node, calls, clock = lone_host()
-    node.members["m1"].state = DEAD
-    node._gone["m1"] = None
-    far = [[ALIVE, "m1", "u:m1", 1, ""], [DEAD, "m2", "u:m2", 0, ""],
-           [SUSPECT, "m3", "u:m3", 0, ""], [DEAD, "me", "u:me", 0, ""]]
-    node.merge_state(far)
-    assert node.members["m1"].state == ALIVE and node.members["m1"].incarnation == 1
-    assert node.members["m2"].state == ALIVE and node.members["m3"].state == ALIVE
-    assert node.incarnation == 1  # it refuted its own death
-    assert not calls.pings  # and probed nobody
-    node.merge_state([[ALIVE, "m4", "u:m4", 0, ""], [DEAD, "m2", "u:m2", 0, ""]])
-    assert node.members["m2"].state == SUSPECT
