@@ -28,6 +28,8 @@ Sizes of --big and more use --big-loss-seconds and --big-hold (0: not run): a ma
 suspicion is still O(N^2) in simulated messages (every host hears of every suspect, and
 after the heal probes each member the far side called dead, if at four at a time), and
 so are the full-state exchanges while views differ.
+--big-cut-only measures the partition at those sizes without its heal (see
+docs/membership.md, "Still open").
 --loss-only runs only the idle load and the loss runs, on a cluster where nobody is dead
 (every host retries a dead member every 2 s).  --results FILE keeps the figures of each size
 as JSON, saved after each scenario (several files merge; sizes measured now go into the
@@ -59,7 +61,7 @@ QUIET = 5.0  # simulated seconds between scenarios, for their gossip to die down
 
 
 def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = True,
-            save=lambda out: None) -> dict:
+            save=lambda out: None, heal: bool = True) -> dict:
     out: dict = {"n": n, "loss_seconds": loss_seconds, "hold": hold, "wall": {}, "loss_only": not events,
                  "command": "python bench/membership.py " + " ".join(sys.argv[1:]),
                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -125,8 +127,11 @@ def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = 
     live = sim.live()
     out["false_so_far"] = len(sim.departures(0, of={h.id for h in live}, observers=live))
     save(out)
-    if hold:
+    if hold and heal:
         kept("partition", "partition", lambda: quiet(sim.partition(0.2, hold=hold)))
+    elif hold:  # the cut only: nothing after it would run on one cluster
+        kept("partition", "partition", lambda: sim.partition(0.2, hold=hold, heal=False))
+        loss_seconds = 0
     else:
         out["partition"] = None
     for mode in ("tcp", "drop"):
@@ -212,9 +217,11 @@ def table(results: list[dict], command: str) -> str:
         lambda r: "not run" if not r.get("partition") else
         f"{side(r, 'a_saw_b_gone')} / {side(r, 'b_saw_a_gone')}" if "a_saw_b_gone" in r["partition"]
         else "not measured")
-    row("... one membership again after the heal", cut(lambda p: s(p["merged"])))
+    row("... one membership again after the heal",
+        cut(lambda p: "not simulated (the cut only)" if p.get("healed") is False else s(p["merged"])))
     row("... members lost for good / false departures on a side",
-        cut(lambda p: f"{p['lost']} / {p['wrong']}"))
+        cut(lambda p: f"{p['wrong']} during the cut" if p.get("healed") is False
+            else f"{p['lost']} / {p['wrong']}"))
     row("false departures in the runs without loss",
         lambda r: "not counted" if r.get("false_so_far") is None else str(r["false_so_far"]))
     row("wall time of the simulation (peak memory)",
@@ -290,6 +297,8 @@ def main() -> None:
     p.add_argument("--big-loss-seconds", type=float, default=60.0)
     p.add_argument("--hold", type=float, default=60.0, help="seconds the partition lasts")
     p.add_argument("--big-hold", type=float, default=30.0)
+    p.add_argument("--big-cut-only", action="store_true",
+                   help="at sizes of --big and more, the partition is never healed")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--loss-only", action="store_true", help="only the idle load and the loss runs")
     p.add_argument("--results", action="append", default=[], help="JSON file(s) of results")
@@ -316,7 +325,8 @@ def main() -> None:
             with open(args.results[0] + ".new", "w") as f:
                 json.dump(saved, f, indent=1)
             os.replace(args.results[0] + ".new", args.results[0])
-        results[n] = measure(n, loss_seconds, hold, args.seed, events=not args.loss_only, save=save)
+        results[n] = measure(n, loss_seconds, hold, args.seed, events=not args.loss_only, save=save,
+                             heal=not (args.big_cut_only and n >= args.big))
         save(results[n])
     if args.write and results:
         command = "python bench/membership.py " + " ".join(sys.argv[1:])

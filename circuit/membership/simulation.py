@@ -692,14 +692,16 @@ class Simulation:
         return {"departures": len(wrong), "members": len({e[3] for e in wrong}),
                 "refutations": sum(h.incarnation - before[h.id] for h in hosts)}
 
-    def partition(self, fraction: float = 0.2, hold: float = 60.0, limit: float = 300.0) -> dict:
+    def partition(self, fraction: float = 0.2, hold: float = 60.0, limit: float = 300.0,
+                  heal: bool = True) -> dict:
         """Cut a random ``fraction`` of the hosts from the rest for ``hold`` seconds, then heal.
 
         split: when every host saw the other side gone (None: not within ``hold``), and
         a_saw_b_gone / b_saw_a_gone the same for each side (a: the larger);
         merged: when, after the heal, every host saw every other alive again;
         lost: hosts missing from some view at the end; wrong: departures of a host
-        declared by one on its own side (during the cut and after the heal)."""
+        declared by one on its own side (during the cut and after the heal).  With
+        ``heal=False`` the cut is measured and never healed (merged and lost: None)."""
         hosts = self.live()
         count = max(1, round(fraction * len(hosts)))
         side_b = set(random.Random(self.seed + 1).sample([h.url for h in hosts], count))
@@ -720,6 +722,13 @@ class Simulation:
         split_at = self.clock.seconds() - since if apart else None
         self.run(max(0.0, since + hold - self.clock.seconds()))
         healed = self.clock.seconds()
+        if not heal:
+            wrong = [e for e in self.departures(since, observers=hosts)
+                     if (e[1] in ids_a) == (e[3] in ids_a)]
+            return {"a": len(a), "b": len(b), "split": split_at, "merged": None, "healed": False,
+                    "a_saw_b_gone": seen.get("a"), "b_saw_a_gone": seen.get("b"), "lost": None,
+                    "wrong": len(wrong), "wrong_members": len({e[3] for e in wrong}),
+                    "wrong_after_heal": None}
         self.net.heal()
         everyone = ids_a | ids_b
         one = self.run_until(lambda: all(self.view(h) == everyone - {h.id} for h in hosts), limit)
