@@ -2,6 +2,7 @@
 
     python bench/membership.py [--sizes 100,1000,5000] [--loss-seconds 600] [--hold 60]
                                [--big 5000] [--big-loss-seconds 60] [--big-hold 30]
+                               [--big-tcp-loss-seconds S] [--big-cut-only]
                                [--loss-only] [--results FILE ...]
                                [--write docs/membership.md]
 
@@ -61,7 +62,8 @@ QUIET = 5.0  # simulated seconds between scenarios, for their gossip to die down
 
 
 def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = True,
-            save=lambda out: None, heal: bool = True) -> dict:
+            save=lambda out: None, heal: bool = True, tcp_loss_seconds: Optional[float] = None) -> dict:
+    seconds = {"tcp": loss_seconds if tcp_loss_seconds is None else tcp_loss_seconds, "drop": loss_seconds}
     out: dict = {"n": n, "loss_seconds": loss_seconds, "hold": hold, "wall": {}, "loss_only": not events,
                  "command": "python bench/membership.py " + " ".join(sys.argv[1:]),
                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -110,8 +112,13 @@ def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = 
         # retries a dead member with a full state every 2 s, which slows the simulation)
         for mode in ("tcp", "drop"):
             for loss in (0.05, 0.10):
-                kept(f"{mode}{int(loss * 100)}", f"{mode} loss {loss:.0%}",
-                     lambda: quiet(sim.lossy(loss, mode, loss_seconds)))
+                key = f"{mode}{int(loss * 100)}"
+                if not seconds[mode]:
+                    out[key] = None
+                    continue
+                out[f"{key}_seconds"] = seconds[mode]
+                kept(key, f"{mode} loss {loss:.0%}",
+                     lambda: quiet(sim.lossy(loss, mode, seconds[mode])))
         out["wall"]["total"] = round(time.monotonic() - started, 1)
         out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         return out
@@ -131,16 +138,18 @@ def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = 
         kept("partition", "partition", lambda: quiet(sim.partition(0.2, hold=hold)))
     elif hold:  # the cut only: nothing after it would run on one cluster
         kept("partition", "partition", lambda: sim.partition(0.2, hold=hold, heal=False))
-        loss_seconds = 0
+        seconds = {"tcp": 0, "drop": 0}
     else:
         out["partition"] = None
     for mode in ("tcp", "drop"):
         for loss in (0.05, 0.10):
-            if not loss_seconds:
-                out[f"{mode}{int(loss * 100)}"] = None
+            key = f"{mode}{int(loss * 100)}"
+            if not seconds[mode]:
+                out[key] = None
                 continue
-            kept(f"{mode}{int(loss * 100)}", f"{mode} loss {loss:.0%}",
-                 lambda: quiet(sim.lossy(loss, mode, loss_seconds)))
+            out[f"{key}_seconds"] = seconds[mode]
+            kept(key, f"{mode} loss {loss:.0%}",
+                 lambda: quiet(sim.lossy(loss, mode, seconds[mode])))
     out["wall"]["total"] = round(time.monotonic() - started, 1)
     out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     return out
@@ -193,7 +202,8 @@ def table(results: list[dict], command: str) -> str:
             row(f"false departures, {loss}% loss {what}",
                 lambda r, k=f"{mode}{loss}": "not run" if r.get(k) is None else r[k] if isinstance(r[k], str) else (
                     f"{r[k]['departures']:,} ({r[k]['refutations']:,} refutations) over "
-                    f"{r['loss_seconds'] / 60:.3g} min"), "aim: 0" if loss == 5 and mode == "tcp" else "")
+                    f"{r.get(k + '_seconds', r['loss_seconds']) / 60:.3g} min"),
+                "aim: 0" if loss == 5 and mode == "tcp" else "")
     row("messages sent per host per second (mean / max)",
         lambda r: f"{r['load']['sent'][0]:.2f} / {r['load']['sent'][1]:.1f}",
         "memberlist: 1 probe/s + gossip to 3 nodes every 200 ms")
@@ -261,17 +271,22 @@ LOSS = ("tcp5", "tcp10", "drop5", "drop10")
 
 
 def merge(old: Optional[dict], new: dict) -> dict:
-    """Figures of one size from two files: a --loss-only run gives the loss rows of a run of
-    the events (whose loss runs were not made); otherwise the later file wins."""
-    if old is None or loss_only(old) == loss_only(new):
+    """Figures of one size from two files.  Two runs of the events: the later wins.  A
+    --loss-only run gives its loss rows to the other, row by row where it measured them
+    (so that loss kinds run for different lengths, in different runs, go together)."""
+    if old is None or not (loss_only(old) or loss_only(new)):
         return new
-    events, loss = (new, old) if loss_only(old) else (old, new)
-    out = dict(events)
-    out.update({k: loss.get(k) for k in LOSS})
-    out["loss_seconds"] = loss["loss_seconds"]
-    out["runs"] = run_list(events) + run_list(loss)
-    out["wall"] = dict(events["wall"], loss_only=wall_total(loss))
-    out["rss_mb"] = max(events.get("rss_mb", 0), loss.get("rss_mb", 0))
+    events = [r for r in (old, new) if not loss_only(r)]
+    out = dict(events[-1] if events else old)
+    for src in (old, new):
+        for k in LOSS:
+            if src.get(k) is not None:
+                out[k] = src[k]
+                out[f"{k}_seconds"] = src.get(f"{k}_seconds", src["loss_seconds"])
+    out["runs"] = run_list(old) + [x for x in run_list(new) if x not in run_list(old)]
+    loss_wall = sum(wall_total(r) if loss_only(r) else r["wall"].get("loss_only", 0) for r in (old, new))
+    out["wall"] = dict(events[-1]["wall"], loss_only=loss_wall) if events else {"total": loss_wall}
+    out["rss_mb"] = max(old.get("rss_mb", 0), new.get("rss_mb", 0))
     return out
 
 
@@ -286,7 +301,7 @@ def run_list(r: dict) -> list:
 def wall_total(r: dict) -> float:
     """Wall time of a run (a --loss-only run before it recorded one: the sum of its phases)."""
     w = r["wall"]
-    return w["total"] if "total" in w else round(sum(w.values()), 1)
+    return w["total"] if "total" in w else round(sum(v for k, v in w.items() if k != "loss_only"), 1)
 
 
 def main() -> None:
@@ -295,6 +310,8 @@ def main() -> None:
     p.add_argument("--loss-seconds", type=float, default=600.0)
     p.add_argument("--big", type=int, default=5000)
     p.add_argument("--big-loss-seconds", type=float, default=60.0)
+    p.add_argument("--big-tcp-loss-seconds", type=float, default=None,
+                   help="the loss as TCP sees it at the big sizes (default: --big-loss-seconds)")
     p.add_argument("--hold", type=float, default=60.0, help="seconds the partition lasts")
     p.add_argument("--big-hold", type=float, default=30.0)
     p.add_argument("--big-cut-only", action="store_true",
@@ -326,7 +343,8 @@ def main() -> None:
                 json.dump(saved, f, indent=1)
             os.replace(args.results[0] + ".new", args.results[0])
         results[n] = measure(n, loss_seconds, hold, args.seed, events=not args.loss_only, save=save,
-                             heal=not (args.big_cut_only and n >= args.big))
+                             heal=not (args.big_cut_only and n >= args.big),
+                             tcp_loss_seconds=args.big_tcp_loss_seconds if n >= args.big else None)
         save(results[n])
     if args.write and results:
         command = "python bench/membership.py " + " ".join(sys.argv[1:])
