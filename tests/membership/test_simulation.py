@@ -129,6 +129,15 @@ def test_a_cut_healed_before_one_side_saw_the_other_gone_declares_nobody_dead_by
     assert result["wrong"] == 0, result
 
 
+def test_a_cut_can_be_measured_without_its_heal():
+    # bench/membership.py --big-cut-only: the 5,000-host heal does not fit the machine.
+    sim = cluster()
+    result = sim.partition(0.2, hold=30, heal=False)
+    assert result["split"] is not None and result["merged"] is None and result["healed"] is False
+    assert result["wrong"] == 0
+    assert sim.net.side  # still cut: nothing was healed
+
+
 def test_per_host_messages_and_bytes_do_not_grow_with_the_cluster():
     messages, probe_bytes, sync_bytes = {}, {}, {}
     for n in (20, 80):
