@@ -41,18 +41,36 @@ def _socket_inodes(pid: int) -> set:
     return inodes
 
 
-def connections(hosts) -> Counter:
-    """How many connections join each pair of hosts: each counted at the end that dialled
-    it, a socket of one host whose remote port is another host's listening port."""
+def dialled(hosts) -> Counter:
+    """How many connections each host dialled to each other: (dialler, dialled) -> count,
+    a socket of one host whose remote port is another host's listening port."""
     table = _established()
     listening = {urlparse(h.url).port: h.host_id for h in hosts}
-    pairs: Counter = Counter()
+    ways: Counter = Counter()
     for h in hosts:
         for inode in _socket_inodes(h.proc.pid):
             ports = table.get(inode)
             if ports is not None and listening.get(ports[1], h.host_id) != h.host_id:
-                pairs[frozenset((h.host_id, listening[ports[1]]))] += 1
+                ways[(h.host_id, listening[ports[1]])] += 1
+    return ways
+
+
+def connections(hosts) -> Counter:
+    """How many connections join each pair of hosts."""
+    pairs: Counter = Counter()
+    for (a, b), n in dialled(hosts).items():
+        pairs[frozenset((a, b))] += n
     return pairs
+
+
+def one_a_pair(hosts) -> bool:
+    """One connection a pair, but for hosts that dialled each other at once: they keep both,
+    one each way (`test_hosts_that_dial_each_other_at_once_keep_both_connections_each_used_one_way`;
+    seen in CI beside a busy simulation, as a joiner greeted a host probing it).  Never two
+    the same way, and not most pairs: with no adopting, every pair holds two."""
+    ways = dialled(hosts)
+    twice = [p for p, n in connections(hosts).items() if n > 1]
+    return all(n == 1 for n in ways.values()) and len(twice) <= 1
 
 
 def _served(host) -> dict:
@@ -69,8 +87,8 @@ def test_each_pair_of_hosts_talks_both_ways_over_one_connection(tmp_path):
         # Probing calls every member once a round, so each pair of hosts has talked soon
         # (a joiner also greets every member at once); two connections a pair before.
         wait_for(lambda: set(connections(hosts)) == pairs, 30, what="every pair of hosts to connect")
-        wait_for(lambda: all(n == 1 for n in connections(hosts).values()), 10,
-                 what=f"one connection a pair (have {dict(connections(hosts))})")
+        wait_for(lambda: one_a_pair(hosts), 10, what=f"one connection a pair (have {dict(dialled(hosts))})")
+        held = connections(hosts)
         # Elements of each host used from each other: half of these calls go on a connection
         # the calling host did not dial.  A buffered channel's second send is one `put`,
         # under the lease the owner granted on that connection with the first send's answer.
@@ -84,7 +102,7 @@ def test_each_pair_of_hosts_talks_both_ways_over_one_connection(tmp_path):
             assert after.get("pb put", 0) - before.get("pb put", 0) == 1, (x.host_id, y.host_id)
             got = y.sh(f"cat dc/chan/{name}/recv; cat dc/chan/{name}/recv").stdout
             assert got == "one\ntwo\n"
-        assert all(n == 1 for n in connections(hosts).values()), dict(connections(hosts))
+        assert connections(hosts) == held, dict(dialled(hosts))  # nobody dialled again
     finally:
         for h in hosts:
             h.stop()
