@@ -108,8 +108,7 @@ def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = 
         sim.run(QUIET)
         return result
 
-    if not events:  # the loss runs alone, on a cluster where nobody is dead (each host
-        # retries a dead member with a full state every 2 s, which slows the simulation)
+    def losses_and_end() -> dict:  # each kind of loss for its length (0: not run)
         for mode in ("tcp", "drop"):
             for loss in (0.05, 0.10):
                 key = f"{mode}{int(loss * 100)}"
@@ -122,6 +121,10 @@ def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = 
         out["wall"]["total"] = round(time.monotonic() - started, 1)
         out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         return out
+
+    if not events:  # the loss runs alone, on a cluster where nobody is dead (each host
+        # retries a dead member with a full state every 2 s, which slows the simulation)
+        return losses_and_end()
     reach, own = phase("join", lambda: quiet(sim.join_one()))
     out["join"] = {"p999": reach.quantile(0.999), "all": reach.all, "newcomer": own}
     reach, failed = phase("leave", lambda: quiet(sim.leave_one()))
@@ -138,21 +141,10 @@ def measure(n: int, loss_seconds: float, hold: float, seed: int, events: bool = 
         kept("partition", "partition", lambda: quiet(sim.partition(0.2, hold=hold)))
     elif hold:  # the cut only: nothing after it would run on one cluster
         kept("partition", "partition", lambda: sim.partition(0.2, hold=hold, heal=False))
-        seconds = {"tcp": 0, "drop": 0}
+        seconds.update(tcp=0, drop=0)
     else:
         out["partition"] = None
-    for mode in ("tcp", "drop"):
-        for loss in (0.05, 0.10):
-            key = f"{mode}{int(loss * 100)}"
-            if not seconds[mode]:
-                out[key] = None
-                continue
-            out[f"{key}_seconds"] = seconds[mode]
-            kept(key, f"{mode} loss {loss:.0%}",
-                 lambda: quiet(sim.lossy(loss, mode, seconds[mode])))
-    out["wall"]["total"] = round(time.monotonic() - started, 1)
-    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    return out
+    return losses_and_end()
 
 
 # -- the table ---------------------------------------------------------------------------------
