@@ -722,24 +722,20 @@ class Simulation:
         split_at = self.clock.seconds() - since if apart else None
         self.run(max(0.0, since + hold - self.clock.seconds()))
         healed = self.clock.seconds()
-        if not heal:
-            wrong = [e for e in self.departures(since, observers=hosts)
-                     if (e[1] in ids_a) == (e[3] in ids_a)]
-            return {"a": len(a), "b": len(b), "split": split_at, "merged": None, "healed": False,
-                    "a_saw_b_gone": seen.get("a"), "b_saw_a_gone": seen.get("b"), "lost": None,
-                    "wrong": len(wrong), "wrong_members": len({e[3] for e in wrong}),
-                    "wrong_after_heal": None}
-        self.net.heal()
-        everyone = ids_a | ids_b
-        one = self.run_until(lambda: all(self.view(h) == everyone - {h.id} for h in hosts), limit)
-        merged_at = self.clock.seconds() - healed if one else None
-        lost = {i for h in hosts for i in everyone - {h.id} - self.view(h)}
-        wrong = [e for e in self.departures(since, observers=hosts)
-                 if (e[1] in ids_a) == (e[3] in ids_a)]
-        return {"a": len(a), "b": len(b), "split": split_at, "merged": merged_at,
-                "a_saw_b_gone": seen.get("a"), "b_saw_a_gone": seen.get("b"),
-                "lost": len(lost), "wrong": len(wrong), "wrong_members": len({e[3] for e in wrong}),
-                "wrong_after_heal": len([e for e in wrong if e[0] >= healed])}
+        out = {"a": len(a), "b": len(b), "split": split_at, "healed": heal,
+               "a_saw_b_gone": seen.get("a"), "b_saw_a_gone": seen.get("b"),
+               "merged": None, "lost": None, "wrong_after_heal": None}
+        if heal:
+            self.net.heal()
+            everyone = ids_a | ids_b
+            one = self.run_until(lambda: all(self.view(h) == everyone - {h.id} for h in hosts), limit)
+            out["merged"] = self.clock.seconds() - healed if one else None
+            out["lost"] = len({i for h in hosts for i in everyone - {h.id} - self.view(h)})
+        wrong = [e for e in self.departures(since, observers=hosts) if (e[1] in ids_a) == (e[3] in ids_a)]
+        out.update(wrong=len(wrong), wrong_members=len({e[3] for e in wrong}))
+        if heal:
+            out["wrong_after_heal"] = len([e for e in wrong if e[0] >= healed])
+        return out
 
     def _pick(self, hosts: list) -> Membership:
         return random.Random(self.seed * 7919 + len(self.events) + self._next).choice(hosts)
