@@ -15,7 +15,9 @@ reactor, as a program would):
   in one        the same as one call, mkproc_wait (the owner makes it, then waits)
   local spawn   the client's own reactor spawning /bin/true and seeing it end: the floor of
                 a remote spawn, with the round trips it needs
-  CLI --url     `circuit --url URL ls /` as a whole process, beside `python -c pass`
+  CLI           `circuit --url URL ls /` as a whole process (host A runs it, over TLS), the
+                same with --pb (the Python client runs it) and `circuit ls /` through A's own
+                control socket, beside `python -c pass`
 
 A benchmark, not a test: it asserts nothing about time.
 """
@@ -151,12 +153,14 @@ def main(argv=None) -> int:
                 for name, times in json.loads(res.stdout.splitlines()[-1]).items():
                     per = statistics.median(times) / (100 if name.startswith("pipe") else 1)
                     series.setdefault(name, []).append(per)
-                cli = [sys.executable, "-m", "circuit.cli.main", "--url", a_url, "--data", f"{tmp}/me", "ls", "/"]
-                for key, cmd in (("cli", cli), ("python", [sys.executable, "-c", "pass"])):
+                cli = [sys.executable, "-m", "circuit.cli.main", "--url", a_url, "--data", f"{tmp}/me"]
+                local = [sys.executable, "-m", "circuit.cli.main", "--data", f"{tmp}/a/data"]
+                for key, cmd in (("cli", cli + ["ls", "/"]), ("cli_pb", cli + ["--pb", "ls", "/"]),
+                                 ("cli_local", local + ["ls", "/"]), ("python", [sys.executable, "-c", "pass"])):
                     t = time.perf_counter()
-                    for _ in range(5):
+                    for _ in range(10):
                         subprocess.run(cmd, capture_output=True, cwd=ROOT, check=True)
-                    series.setdefault(key, []).append((time.perf_counter() - t) / 5)
+                    series.setdefault(key, []).append((time.perf_counter() - t) / 10)
                 print({k: round(v[-1] * 1e3, 3) for k, v in series.items()}, flush=True)
         finally:
             b.stop()
@@ -180,8 +184,11 @@ def main(argv=None) -> int:
     for key, label in [("pipe100", "a 100-byte message, 100 in flight (per message)"),
                        ("pipe64k", "a 64 KiB message, 100 in flight (per message)")]:
         rows.append(f"| {label} | {med[key] * 1e3:.3f} ms | | {med[key] / bare:.2f}x a bare call | |")
-    rows.append(f"| `circuit --url URL ls /`, whole process | {med['cli'] * 1e3:.0f} ms | | "
-                f"{med['cli'] / med['python']:.1f}x `python -c pass` | 9-13 ms |")
+    for key, label in [("cli", "`circuit --url URL ls /` (host A runs it, over TLS)"),
+                       ("cli_pb", "`circuit --url URL --pb ls /` (the Python client, here)"),
+                       ("cli_local", "`circuit ls /` on A's machine (its control socket)")]:
+        rows.append(f"| {label}, whole process | {med[key] * 1e3:.0f} ms | | "
+                    f"{med[key] / med['python']:.1f}x `python -c pass` | 9-13 ms |")
     how = (f"Medians over {args.rounds} rounds (each round: the median of {args.n} operations); the "
            f"whole run took {elapsed:.0f} s on {time.strftime('%Y-%m-%d')}.")
     report(BEGIN, END, command, how, rows, args.write)

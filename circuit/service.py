@@ -149,7 +149,9 @@ class CircuitService(MultiService):
 
     @inlineCallbacks
     def _start(self):
-        self._port = yield listen(self.reactor, self.settings.addr, self.credentials, self.peer_root)
+        from circuit.control.server import ControlFactory
+        self._port = yield listen(self.reactor, self.settings.addr, self.credentials, self.peer_root,
+                                  commands=ControlFactory(self.circuit, self.reactor))
         bound = self._port.getHost()
         shown = self.settings.advertise or _dialable(bound.host)
         shown = f"[{shown}]" if ":" in shown else shown

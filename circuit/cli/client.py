@@ -49,8 +49,15 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def run(argv: list, data: str) -> int:
     """Run one command on the local host; its output here, its exit status back."""
-    sock = connect(data)
+    return run_on(connect(data), argv)
+
+
+def run_on(sock, argv: list) -> int:
+    """Run one command on the host at the other end of ``sock`` (the local socket, or a
+    TLS connection to another machine's host: `circuit.cli.url`); closes it."""
     sock.sendall(wire.frame(wire.ARGV, wire.words_to_wire(argv)))
+    # TLS decrypts a record at a time: what is left of one is read before poll is asked.
+    pending = getattr(sock, "pending", lambda: 0)
     poll = select.poll()
     poll.register(sock.fileno(), select.POLLIN)
     host, reading_input = sock.fileno(), False
@@ -65,6 +72,8 @@ def run(argv: list, data: str) -> int:
                         poll.unregister(0)
                     continue
                 received = sock.recv(1 << 20)
+                while received and pending():
+                    received += sock.recv(pending())
                 if not received:
                     print("circuit: the host closed the connection before the command ended",
                           file=sys.stderr)

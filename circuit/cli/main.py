@@ -9,7 +9,7 @@ usage: circuit start [-a HOST:PORT] [-m MOUNT] [-j URL] [--sftp HOST:PORT] [--da
        circuit ca init DIR
        circuit ca issue --ca DIR OUT_DIR
        circuit ca client --ca DIR OUT_DIR [NAME]
-       circuit [--data DIR] [--url URL] COMMAND [ARGS...]   (circuit help lists the commands)
+       circuit [--data DIR] [--url URL [--pb]] COMMAND [ARGS...]   (circuit help lists the commands)
 
   start      run a circuit host in the foreground (twistd -n -r asyncio circuit ...);
              circuit start --help lists every option
@@ -22,8 +22,9 @@ usage: circuit start [-a HOST:PORT] [-m MOUNT] [-j URL] [--sftp HOST:PORT] [--da
   COMMAND    ls, mkchan, send, recv, mkproc, wait, peek, ... run by the host started with the
              same --data (default ~/.circuit) on this machine, through its control socket;
              paths are circuit tree paths (/X.../dc/chan/NAME).  With --url URL (or
-             $CIRCUIT_URL) from any machine instead, over PB with the client certificate in
-             --data (circuit ca client makes one): slower to start (it loads Twisted)
+             $CIRCUIT_URL) from any machine instead: the host at URL runs it, over mutual
+             TLS with the client certificate in --data (circuit ca client makes one).
+             With --pb the Python client runs it here over PB (slower: it loads Twisted)
 """
 
 
@@ -95,8 +96,12 @@ def client(argv: list[str]) -> int:
     import os
     data = os.path.expanduser("~/.circuit")
     url = os.environ.get("CIRCUIT_URL") or None
+    by_pb = False
     while argv and argv[0].startswith("--"):
         option = argv[0]
+        if option == "--pb":
+            by_pb, argv = True, argv[1:]
+            continue
         if option in ("--data", "--url") and len(argv) > 1:
             value, argv = argv[1], argv[2:]
         elif option.startswith(("--data=", "--url=")):
@@ -123,8 +128,21 @@ def client(argv: list[str]) -> int:
     if "--help" in argv[1:] or "-h" in argv[1:]:
         print(usage(name).replace("usage: ", "usage: circuit ", 1), end="")
         return 0
-    if url is not None:  # no host of our own to ask: the Python client, over PB
-        from circuit.cli.remote import run as run_remote
+    if url is not None:  # no host of our own to ask: the host at URL runs it, over TLS
+        if not by_pb:
+            from circuit.cli.url import Unreachable, run as run_url
+            try:
+                status = run_url(argv, url, data)
+            except Unreachable as e:
+                print(f"circuit: {e}", file=sys.stderr)
+                return 1
+            except BrokenPipeError:
+                return 141
+            except KeyboardInterrupt:
+                return 130
+            if status is not None:
+                return status
+        from circuit.cli.remote import run as run_remote  # the Python client, here
         return run_remote(argv, url, data)
     from circuit.cli.client import NoHost, run
     try:

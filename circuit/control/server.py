@@ -2,7 +2,10 @@
 `circuit.commands` for the ``circuit`` command line, and is its caller.
 
 The socket is the starting user's alone (mode 0600 in a directory of theirs), as
-the mount is.  A client that goes (Ctrl-C, kill -9) closes the connection: its
+the mount is, and acts with the host's authority.  The same protocol serves
+``circuit --url`` from other machines on the host's TLS port (`circuit.tls.alpn`):
+there the cluster CA vouches for the caller, and a client certificate may use
+elements but not stop the host nor make it join (``client_certificate``), as over PB.  A client that goes (Ctrl-C, kill -9) closes the connection: its
 command is cancelled, so nothing is taken for it and nothing it had not finished
 writing is delivered.  Output is paced by the socket: a command reads on only
 while the client keeps up.
@@ -43,11 +46,14 @@ class ControlProtocol(Protocol):
         self._buffer = bytearray()
         self._paused: Optional[list] = None
 
+    client_certificate = False  # the local socket: the host's own user
+
     def alive(self) -> bool:
         return not self.gone and not peer_gone(self.transport)
 
     # -- from the client ------------------------------------------------------------------
     def connectionMade(self) -> None:
+        self.client_certificate = _by_client_certificate(self.transport)
         self.transport.registerProducer(self, True)
 
     def dataReceived(self, data: bytes) -> None:
@@ -115,6 +121,16 @@ class ControlProtocol(Protocol):
         if self.running is not None and not self.running.called:
             self.running.cancel()
         self.session.close()
+
+
+def _by_client_certificate(transport) -> bool:
+    """Over TLS: whether the caller's certificate is a client's (not a member's)."""
+    get = getattr(transport, "getPeerCertificate", None)
+    if get is None:
+        return False  # a Unix socket
+    from circuit.tls.authority import role_of
+    cert = get()
+    return cert is None or role_of(cert.to_cryptography()) != "host"
 
 
 class ControlFactory(Factory):

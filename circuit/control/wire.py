@@ -1,5 +1,6 @@
-"""Frames on the local control socket, and where the socket is.  Plain Python only: the
-command line imports this and nothing heavier, so a command costs about a Python start.
+"""Frames on the local control socket, and where the socket is; the same frames go over a
+host's TLS port for ``circuit --url`` (`ALPN`).  Plain Python only: the command line imports
+this and nothing heavier, so a command costs about a Python start.
 
 A frame is one type byte, a 4-byte big-endian length and the payload.  The client
 sends ``A`` (the command's words, each ended by a NUL byte) first; then, once the host asks
@@ -13,6 +14,7 @@ import os
 import struct
 
 ARGV, INPUT, END, WANT, OUT, ERR, EXIT = b"A", b"I", b"E", b"W", b"O", b"R", b"X"
+ALPN = b"circuit-cmd/1"  # the same frames over a host's TLS port (circuit --url)
 HEADER = struct.Struct(">cI")
 MAX_FRAME = 1024 * 1024  # a command's words, or one piece of input
 PIECE = 64 * 1024  # how the client sends its input

@@ -1,14 +1,11 @@
 """What both ends of a peer connection share: the jelly security and the tuned broker."""
 from __future__ import annotations
 
-from OpenSSL import SSL
 from twisted.internet.abstract import FileDescriptor
-from twisted.logger import Logger
 from twisted.spread import jelly, pb
 
 from circuit.pb.banana import LinearDecoding
-
-log = Logger("circuit.pb")
+from circuit.tls.refusal import say_refused
 
 
 def strict_security(references: bool = False) -> jelly.SecurityOptions:
@@ -25,15 +22,6 @@ def strict_security(references: bool = False) -> jelly.SecurityOptions:
     if references:
         security.allowTypes("remote")
     return security
-
-
-def tls_refusal(reason) -> str:
-    """What a failed TLS handshake says, or "" for any other lost connection."""
-    if reason is not None and reason.check(SSL.Error):
-        errors = reason.value.args[0] if reason.value.args else []
-        said = "; ".join(e[-1] for e in errors if isinstance(e, tuple) and e and e[-1])
-        return said or str(reason.value)
-    return ""
 
 
 def write_now(broker) -> None:
@@ -85,11 +73,7 @@ class Broker(LinearDecoding, pb.Broker):
             write_now(self)
 
     def connectionLost(self, reason):
-        refusal = tls_refusal(reason)
-        if refusal and not self.ready:
-            peer = getattr(self.transport, "getPeer", lambda: None)()
-            log.warn("TLS handshake with {peer} failed: {why} (is it of this cluster's CA?)",
-                     peer=f"{peer.host}:{peer.port}" if hasattr(peer, "host") else "?", why=refusal)
+        refusal = say_refused(self.transport, reason) if not self.ready else ""
         lost = getattr(self.factory, "lost_before_ready", None)
         if lost is not None and not self.ready:
             lost(reason, refusal)

@@ -28,6 +28,7 @@ from circuit.interfaces import ICaller, IHandle, IHostTree, OpenFlags
 from circuit.core.waiters import WaiterSet, made_once_asked
 from circuit.pb import wire
 from circuit.tree import shape, whole
+from circuit.tree.callers import MEMBERS_ONLY, members_only
 from circuit.tree.handles import Handle, TextHandle
 
 log = Logger("circuit.pb")
@@ -195,6 +196,9 @@ class RemoteHostTree:
         return self.call("setattr", wire.path_to_wire(path), size, mode, mtime).addCallback(wire.attr_from_wire)
 
     def open(self, path: tuple, flags: OpenFlags, caller: ICaller, mode: int = 0o666) -> Deferred:
+        refused = _members_only(path, caller)
+        if refused is not None:
+            return refused
         hid = next(self._handles)
         request = (wire.path_to_wire(path), wire.flags_to_wire(flags), mode, hid)
         if path[:1] == ("fs",):
@@ -220,6 +224,9 @@ class RemoteHostTree:
         self.peers.granted(self.host_id, channel, asked)
 
     def put(self, path: tuple, data: bytes, caller: ICaller) -> Deferred:
+        refused = _members_only(path, caller)
+        if refused is not None:
+            return refused
         if len(data) > wire.MAX_CHUNK:
             return whole.put(self, path, data, caller)  # open, then in chunks
         hid = next(self._handles)
@@ -238,6 +245,19 @@ class RemoteHostTree:
         # Check now that the owner accepts this clause (EINVAL at write time, as locally).
         return self.call("clause_check", wire.path_to_wire(path), op, spelled).addCallback(
             lambda _: _remote_clause(self, path, op, spelled))
+
+
+def _members_only(path: tuple, caller: ICaller) -> Optional[Deferred]:
+    """The owner would refuse a client this file; we call it with a member's authority,
+    so we refuse it here for a caller a client certificate vouches for (`members_only`)."""
+    what = MEMBERS_ONLY.get(path)
+    if what is None:
+        return None
+    try:
+        members_only(caller, what)
+    except errors.NotPermitted as e:
+        return fail(e)
+    return None
 
 
 def _lease(path: tuple, flags: OpenFlags) -> Optional[str]:

@@ -465,14 +465,18 @@ class PeerSession(pb.Referenceable):
 
 
 
-def listen(reactor, addr: str, credentials, root: PeerRoot) -> Deferred:
-    """Deferred[IListeningPort]: serve ``root`` to peers at ``HOST:PORT`` over mutual TLS."""
+def listen(reactor, addr: str, credentials, root: PeerRoot, commands=None) -> Deferred:
+    """Deferred[IListeningPort]: serve ``root`` to peers at ``HOST:PORT`` over mutual TLS,
+    and with ``commands`` (a factory of the command line's protocol) ``circuit --url`` on
+    the same port, for a client that asks for it at the handshake (`circuit.tls.alpn`)."""
     from twisted.internet import endpoints
 
+    from circuit.control.wire import ALPN
+    from circuit.tls.alpn import ByALPN
     from circuit.tls.options import server_options
     host, _, port = addr.rpartition(":")
     endpoint = endpoints.SSL4ServerEndpoint(reactor, int(port), server_options(credentials),
                                             interface=host.strip("[]"))
     factory = pb.PBServerFactory(root, security=strict_security(references=True))
     factory.protocol = Broker
-    return endpoint.listen(factory)
+    return endpoint.listen(ByALPN(factory, {ALPN: commands} if commands is not None else {}))

@@ -16,6 +16,7 @@ from circuit.interfaces import Attr, ICaller, IHandle, IHostTree, OpenFlags
 from circuit.tree import help as helptext
 from circuit.tree import whole
 from circuit.tree.chan_files import CHANNEL, CHANNEL_OPS
+from circuit.tree.callers import MEMBERS_ONLY, members_only
 from circuit.tree.circuit import Circuit
 from circuit.tree.context import ElementContext, as_json
 from circuit.tree.dns_files import DNS
@@ -380,9 +381,7 @@ def _sys_text(fn):
 # -- sys/stop and sys/join: the host itself, asked by members only ----------------------------
 
 def _control(tree: LocalHostTree, caller, what: str):
-    if getattr(caller, "client_certificate", False):
-        raise errors.NotPermitted(f"a client certificate may not {what}: run it on a member "
-                                  "(its command line, ssh or mount)")
+    members_only(caller, what)
     if tree.control is None:
         raise errors.NotPermitted(f"this host cannot be asked to {what}")
     return tree.control
@@ -400,7 +399,7 @@ def _one_line(text: bytes, what: str) -> str:
 
 
 def _stop(tree: LocalHostTree, flags, caller):
-    control = _control(tree, caller, "stop this host")
+    control = _control(tree, caller, MEMBERS_ONLY["sys", "stop"])
     what = "the word stop to stop this host"
 
     def check(text: bytes) -> None:  # at write(2): the shell's echo hears only this
@@ -416,7 +415,7 @@ def _stop(tree: LocalHostTree, flags, caller):
 
 
 def _join(tree: LocalHostTree, flags, caller):
-    control = _control(tree, caller, "join circuits")
+    control = _control(tree, caller, MEMBERS_ONLY["sys", "join"])
     what = "a circuit URL (circuit://HOST:PORT/X...) for this host to join through"
 
     def check(text: bytes):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers import chan_stat, feed_until_held, rss_mb, wait_for  # noqa: E402
+from helpers import chan_stat, feed_until_held, make_client, rss_mb, wait_for  # noqa: E402
 from ssh_clients import ssh_daemon  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -23,6 +23,15 @@ def host(tmp_path_factory):
     c = ssh_daemon(tmp_path_factory.mktemp("cli"))
     yield c
     c.daemon.stop()
+
+
+def afar(host) -> Path:
+    """A client certificate of the host's CA: with it, ``circuit --url`` has the host run the
+    command (over TLS); with the host's own data directory it falls back to the Python client."""
+    me = host.daemon.data.parent / "afar"
+    if not me.exists():
+        make_client(host.daemon.data / "ca", me)
+    return me
 
 
 def circuit(host, *args, input=None, timeout=30, data=None, **kw) -> subprocess.CompletedProcess:
@@ -260,9 +269,11 @@ def test_one_table_of_refusals_through_every_way_in(host, setup, ways, code):
         words = [a.format(h=h) for a in argv]
         via_cli = circuit(host, *words)
         assert via_cli.returncode == 1 and f"({name})".encode() in via_cli.stderr, via_cli.stderr
-        # The same through the Python client over PB (circuit --url), from "another machine".
-        via_client = circuit(host, "--url", host.daemon.url, *words)
-        assert via_client.returncode == 1 and f"({name})".encode() in via_client.stderr, via_client.stderr
+        # The same from "another machine" (circuit --url): the host runs it, over TLS; and the
+        # Python client over PB runs it (--pb).
+        for extra in (("--url", host.daemon.url), ("--url", host.daemon.url, "--pb")):
+            via_url = circuit(host, *extra, *words, data=afar(host))
+            assert via_url.returncode == 1 and f"({name})".encode() in via_url.stderr, (extra, via_url.stderr)
     if api_call is not None:  # the client's own API: one whole-file operation each
         via_api = _through_the_python_client(host, api_call)
         assert via_api.returncode == 0 and via_api.stdout.split()[:1] == [str(code)], via_api

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import circuit  # the command line against the module's host
+from test_cli import afar, circuit  # the command line against the module's host
 from ssh_clients import ssh_daemon
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -108,8 +108,9 @@ def test_the_same_refusal_through_every_way_in(host, setup, ways, code):
     name = errno.errorcode[code]
     if argv is not None:
         words = [_formatted(host, a) for a in argv]
-        for extra in ((), ("--url", host.daemon.url)):  # the local host; the client over PB
-            via_cli = circuit(host, *extra, *words)
+        # The local host; from afar, the host running it (over TLS); the Python client over PB.
+        for extra in ((), ("--url", host.daemon.url), ("--url", host.daemon.url, "--pb")):
+            via_cli = circuit(host, *extra, *words, data=afar(host) if extra else None)
             assert via_cli.returncode == 1 and f"({name})".encode() in via_cli.stderr, (extra, via_cli.stderr)
     if api_call is not None:
         via_api = _client(host, _formatted(host, api_call))
@@ -127,7 +128,8 @@ def test_the_same_bytes_through_every_way_in(host, setup, file, api_call):
     assert want  # something to compare
     path = f"/{host.host_id}/{file}"
     assert circuit(host, "cat", path).stdout.decode() == want
-    assert circuit(host, "--url", host.daemon.url, "cat", path).stdout.decode() == want
+    for pb in ((), ("--pb",)):
+        assert circuit(host, "--url", host.daemon.url, *pb, "cat", path, data=afar(host)).stdout.decode() == want
     assert host.ssh(f"cat {path}").stdout == want
     if api_call is not None:
         assert _client(host, api_call).stdout == want

@@ -39,6 +39,20 @@ def script(body: str, *, url: str, data: Path, timeout: float = 60, **kw) -> sub
                           cwd=ROOT, **kw)
 
 
+# `circuit --url` without Twisted: the host runs the command (the frames of its control
+# socket, over TLS); --pb runs it here with the Python client.  The check that Twisted was
+# never loaded is what shows which of the two ran.
+WITHOUT_TWISTED = ("import sys\nfrom circuit.cli.main import main\ncode = main(sys.argv[1:])\n"
+                   "assert 'twisted' not in sys.modules, 'the command line loaded Twisted'\n"
+                   "sys.exit(code)\n")
+
+
+def url_cli(url: str, me: Path, via: str) -> list:
+    if via == "tls":
+        return [sys.executable, "-c", WITHOUT_TWISTED, "--url", url, "--data", str(me)]
+    return [sys.executable, "-m", "circuit.cli.main", "--url", url, "--pb", "--data", str(me)]
+
+
 def test_the_issues_python_session_across_hosts(cluster):
     a, b, me = cluster
     r = script(f"""
@@ -119,17 +133,22 @@ def test_a_client_that_gives_up_waiting_leaves_the_process_it_made(cluster, how)
     proc.rmdir()
 
 
+@pytest.mark.parametrize("via", ["script", "tls"])
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
-def test_a_client_that_gives_up_takes_nothing(cluster, how):
+def test_a_client_that_gives_up_takes_nothing(cluster, how, via):
     a, b, me = cluster
-    name = f"giveup{how.value}"
+    name = f"giveup{how.value}{via}"
     chan = b.root / "dc" / "chan" / name
     b.sh(f"mkdir dc/chan/{name} && echo 0 > dc/chan/{name}/cap")
-    reader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        from circuit.client.blocking import connect
-        c = connect({a.url!r}, data={str(me)!r})
-        print(c.host({b.host_id!r}).chan({name!r}).recv())
-    """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    if via == "script":
+        reader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+            from circuit.client.blocking import connect
+            c = connect({a.url!r}, data={str(me)!r})
+            print(c.host({b.host_id!r}).chan({name!r}).recv())
+        """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    else:  # circuit --url: host A runs the recv for a connection that then goes
+        reader = subprocess.Popen(url_cli(a.url, me, via) + ["recv", f"/{b.host_id}/dc/chan/{name}"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     wait_for(lambda: chan_stat(chan)["receivers_waiting"] == 1, 30, what="the client to block")
     reader.send_signal(how)
     out, _ = reader.communicate(timeout=15)
@@ -140,14 +159,39 @@ def test_a_client_that_gives_up_takes_nothing(cluster, how):
     assert sender.wait(15) == 0
 
 
-def test_the_command_line_with_url_from_a_machine_without_a_host(cluster, tmp_path):
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_a_command_from_afar_that_gives_up_sends_nothing(cluster, how):
+    """`circuit --url send` to a rendezvous channel with nobody reading, given up: the host
+    that ran it for the connection sends nothing, then or later."""
     a, b, me = cluster
-    cli = [sys.executable, "-m", "circuit.cli.main", "--url", a.url, "--data", str(me)]
-    assert subprocess.run(cli + ["mkchan", f"/{b.host_id}/dc/chan/url", "1"], cwd=ROOT).returncode == 0
-    sent = subprocess.run(cli + ["send", f"/{b.host_id}/dc/chan/url"], input=b"via url", cwd=ROOT)
+    name = f"nosend{how.value}"
+    chan = b.root / "dc" / "chan" / name
+    b.sh(f"mkdir dc/chan/{name} && echo 0 > dc/chan/{name}/cap")
+    writer = subprocess.Popen(url_cli(a.url, me, "tls") + ["send", f"/{b.host_id}/dc/chan/{name}"],
+                              stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    writer.stdin.write(b"given up")
+    writer.stdin.close()
+    wait_for(lambda: chan_stat(chan)["send_waits"] == 1, 30, what="the send to wait for a reader")
+    writer.send_signal(how)
+    writer.wait(15)
+    wait_for(lambda: chan_stat(chan)["send_waits"] == 0, what="its wait to go")
+    sender = subprocess.Popen(["bash", "-c", f"exec /bin/echo later > {chan}/send"])
+    assert (chan / "recv").read_text() == "later\n"  # the first message a reader gets
+    assert sender.wait(15) == 0
+    assert chan_stat(chan)["sent"] == 1 and chan_stat(chan)["send_waits"] == 0
+
+
+@pytest.mark.parametrize("via", ["tls", "pb"])
+def test_the_command_line_with_url_from_a_machine_without_a_host(cluster, tmp_path, via):
+    a, b, me = cluster
+    cli = url_cli(a.url, me, via)
+    name = f"url-{via}"
+    assert subprocess.run(cli + ["mkchan", f"/{b.host_id}/dc/chan/{name}", "1"], cwd=ROOT).returncode == 0
+    sent = subprocess.run(cli + ["send", f"/{b.host_id}/dc/chan/{name}"], input=b"via url", cwd=ROOT)
     assert sent.returncode == 0
-    got = subprocess.run(cli + ["recv", f"/{b.host_id}/dc/chan/url"], capture_output=True, cwd=ROOT)
-    assert got.stdout == b"via url"
+    assert chan_stat(b.root / "dc" / "chan" / name)["len"] == 1
+    got = subprocess.run(cli + ["recv", f"/{b.host_id}/dc/chan/{name}"], capture_output=True, cwd=ROOT)
+    assert got.stdout == b"via url", got.stderr
     listed = subprocess.run(cli + ["ls", "/"], capture_output=True, text=True, cwd=ROOT)
     assert listed.stdout.split() == [a.host_id, b.host_id]
     refused = subprocess.run(cli + ["recv", f"/{b.host_id}/dc/chan/none"], capture_output=True, text=True,
@@ -160,7 +204,7 @@ def test_the_command_line_with_url_from_a_machine_without_a_host(cluster, tmp_pa
     assert none.returncode == 1 and "no client credentials" in none.stderr
 
 
-@pytest.mark.parametrize("how", ["cli", "script"])
+@pytest.mark.parametrize("how", ["tls", "pb", "script"])
 def test_a_message_received_just_before_exit_is_not_given_again(cluster, how):
     """The confirm of the last message received must leave before the process exits: the
     reactor thread dies with the interpreter, and an owner that never hears the confirm gives
@@ -176,9 +220,9 @@ def test_a_message_received_just_before_exit_is_not_given_again(cluster, how):
     """)  # no close(): the interpreter's exit closes it
     for i in range(10):
         b.sh(f"echo m{i} > dc/chan/{name}/send")
-        if how == "cli":
-            got = subprocess.run([sys.executable, "-m", "circuit.cli.main", "--url", a.url, "--data", str(me),
-                                  "recv", f"/{b.host_id}/dc/chan/{name}"], capture_output=True, text=True, cwd=ROOT)
+        if how != "script":
+            got = subprocess.run(url_cli(a.url, me, how) + ["recv", f"/{b.host_id}/dc/chan/{name}"],
+                                 capture_output=True, text=True, cwd=ROOT)
         else:
             got = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
         assert got.stdout == f"m{i}\n", got.stderr

@@ -3,7 +3,8 @@
 Clients send and receive through randomly chosen live hosts and, for each operation, one of the
 ways in (`VIEWS`): the shell's own tools on the host's mount (``echo > send``, ``cat recv``), the
 ``circuit`` command line through that host's control socket, ``ssh HOST COMMAND`` to that host's
-SSH server, and the Python client over PB (``circuit --url``, a client certificate).  Each
+SSH server, the command line from afar (``circuit --url``: the host runs it, over TLS), and the
+Python client over PB (``circuit --url --pb``); the last two with a client certificate.  Each
 operation is given up after ``OP_TIMEOUT`` seconds with SIGTERM, as ``timeout(1)`` would (the
 harness sends it, so it knows when); every operation is recorded with its view, start, end,
 outcome and the moment it was given up.  A nemesis stops (SIGSTOP), kills (SIGKILL) and
@@ -59,7 +60,7 @@ from ssh_clients import keypair
 OP_TIMEOUT = 5.0
 # How often each way in is chosen: the command line through PB loads Twisted (0.3 s of CPU), so
 # it is chosen less, lest it starve the hosts of the two CPUs a CI machine has.
-VIEWS = {"mount": 4, "cli": 2, "ssh": 2, "client": 1}
+VIEWS = {"mount": 4, "cli": 2, "ssh": 2, "url": 1, "client": 1}
 WINDOW = 0.05  # seconds: a receive's end this close to its deadline coincided with a hand-over
 SLACK = 2.0
 
@@ -270,7 +271,8 @@ class Run:
                            f"me@{address.strip('[]')}", command]
         if view == "cli":  # a Unix socket: reached through the file system, in any namespace
             return [sys.executable, "-m", "circuit.cli.main", "--data", str(h.data), verb, element]
-        return near + [sys.executable, "-m", "circuit.cli.main", "--url", h.url, "--data",
+        pb = ["--pb"] if view == "client" else []  # the Python client, or the host runs it
+        return near + [sys.executable, "-m", "circuit.cli.main", "--url", h.url, *pb, "--data",
                        str(self.tmp / "client"), verb, element]
 
     def _pick(self) -> int:
@@ -311,7 +313,7 @@ class Run:
             host, view = self._pick(), self._view()
             op = Op("send", name, channel, host, time.monotonic(), message=f"{name}-{seq}", view=view)
             argv = self._argv(view, host, "send", channel, op.message)
-            self._run(op, argv, input=op.message + "\n" if view in ("cli", "client") else None)
+            self._run(op, argv, input=op.message + "\n" if view in ("cli", "url", "client") else None)
 
     def _receiver(self, name: str) -> None:
         while not self.stopping.is_set():

@@ -1,5 +1,6 @@
 """Host control with real daemons: waitall over processes on several hosts, stopping a host
 from another, and joining two circuits into one."""
+import itertools
 import json
 import os
 import select
@@ -216,8 +217,10 @@ def test_a_client_certificate_may_not_stop_hosts_nor_join_circuits(tmp_path):
     a, b = next(hosts)
     try:
         me = client_cert(tmp_path)
-        for argv in (["stop", f"/{b.host_id}"], ["join", a.url, b.url.replace(b.host_id, "X0123456789abcdef")]):
-            refused = circuit(a, "--url", a.url, "--data", str(me), *argv)
+        # From afar, the host running the command (over TLS), or the Python client over PB.
+        for pb, argv in itertools.product(((), ("--pb",)), (["stop", f"/{b.host_id}"],
+                                          ["join", a.url, b.url.replace(b.host_id, "X0123456789abcdef")])):
+            refused = circuit(a, "--url", a.url, *pb, "--data", str(me), *argv)
             assert refused.returncode == 1 and "a client certificate may not" in refused.stderr, refused.stderr
             assert "(EPERM)" in refused.stderr
         # ... and the elements are still the client's to use; B is still there.
