@@ -14,11 +14,11 @@ import os
 import socket
 import ssl
 import sys
-from typing import Optional
 
 from circuit.cli.client import run_on
 from circuit.control import wire
 
+# Annotations only (from __future__): importing typing would cost 3 ms of a 45 ms command.
 CONNECT_TIMEOUT = 10.0  # the dial and the handshake; the command itself may block for ever
 
 
@@ -37,13 +37,13 @@ def parse(url: str) -> tuple[str, int, str]:
     return host, int(port), host_id.strip("/")
 
 
-def credentials(data: str) -> Optional[tuple[str, str, str]]:
+def credentials(data: str) -> tuple[str, str, str] | None:
     """``DATA/client.pem``, ``client.key`` and ``ca.pem`` (``circuit ca client``), if there."""
     files = tuple(os.path.join(data, n) for n in ("client.pem", "client.key", "ca.pem"))
     return files if all(os.path.exists(f) for f in files) else None
 
 
-def connect(url: str, data: str) -> Optional[ssl.SSLSocket]:
+def connect(url: str, data: str) -> ssl.SSLSocket | None:
     """A TLS connection to the host at ``url`` speaking the command line's protocol; None when
     this cannot be (no client credentials here, or a host that does not offer it)."""
     host, port, host_id = parse(url)
@@ -78,7 +78,7 @@ def connect(url: str, data: str) -> Optional[ssl.SSLSocket]:
     return sock
 
 
-def run(argv: list, url: str, data: str) -> Optional[int]:
+def run(argv: list, url: str, data: str) -> int | None:
     """The command's exit status, or None if it must go by PB (see `connect`)."""
     sock = connect(url, data)
     if sock is None:
