@@ -56,8 +56,11 @@ def run_on(sock, argv: list) -> int:
     """Run one command on the host at the other end of ``sock`` (the local socket, or a
     TLS connection to another machine's host: `circuit.cli.url`); closes it."""
     sock.sendall(wire.frame(wire.ARGV, wire.words_to_wire(argv)))
-    # TLS decrypts a record at a time: what is left of one is read before poll is asked.
-    pending = getattr(sock, "pending", lambda: 0)
+    # TLS decrypts a record (16 KiB at most) at a time: what is left of one is read before
+    # poll is asked, and a larger buffer would only be allocated and shrunk at every read.
+    pending = getattr(sock, "pending", None)
+    size = 1 << 20 if pending is None else 1 << 16
+    pending = pending or (lambda: 0)
     poll = select.poll()
     poll.register(sock.fileno(), select.POLLIN)
     host, reading_input = sock.fileno(), False
@@ -71,7 +74,7 @@ def run_on(sock, argv: list) -> int:
                     if not piece:
                         poll.unregister(0)
                     continue
-                received = sock.recv(1 << 20)
+                received = sock.recv(size)
                 while received and pending():
                     received += sock.recv(pending())
                 if not received:

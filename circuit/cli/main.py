@@ -128,6 +128,9 @@ def client(argv: list[str]) -> int:
     if "--help" in argv[1:] or "-h" in argv[1:]:
         print(usage(name).replace("usage: ", "usage: circuit ", 1), end="")
         return 0
+    if by_pb and url is None:
+        print("circuit: --pb goes with --url URL (or $CIRCUIT_URL)", file=sys.stderr)
+        return 2
     if url is not None:  # no host of our own to ask: the host at URL runs it, over TLS
         if not by_pb:
             from circuit.cli.url import Unreachable, run as run_url

@@ -124,8 +124,8 @@ class Membership:
         self._fresh: dict[str, Rumour] = {}  # rumours spread and not pushed yet (_push)
         self._push_timer = None  # while there are: the next push
         self._running = False
-        self._loops = [LoopingCall(self.probe), LoopingCall(self.sync_random),
-                       LoopingCall(self.reconnect_one)]
+        self._loops = [LoopingCall(_every_period, self.probe), LoopingCall(_every_period, self.sync_random),
+                       LoopingCall(_every_period, self.reconnect_one)]
         for loop in self._loops:
             loop.clock = clock
 
@@ -826,6 +826,22 @@ class Membership:
 
 
 DIGEST = "digest"
+
+
+def _every_period(task: Callable[[], Optional[Deferred]]) -> Optional[Deferred]:
+    """Run one period's ``task`` so that its failure is logged and the next period comes:
+    a LoopingCall stops for good at the first failure, and silently (the failure waits in
+    its Deferred, which it holds), and a host that stopped syncing or trying the dead again
+    would never see a healed partition whole."""
+    try:
+        d = task()
+    except Exception:
+        log.failure("membership: {task} failed; it runs again next period", task=task.__name__)
+        return None
+    if d is not None:
+        d.addErrback(lambda f: log.failure("membership: {task} failed; it runs again next period",
+                                           f, task=task.__name__))
+    return d
 
 _INTS: list[int] = []  # 0, 1, 2, ...: the slot numbers, one object each, shared by all hosts
 

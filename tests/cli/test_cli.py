@@ -81,12 +81,17 @@ def test_recv_in_a_read_loop_leaves_the_loops_input_alone(host):
     assert out == "m1 a\nm2 b\n"
 
 
-def test_a_64_mib_message_binary_safe(host):
+@pytest.mark.parametrize("afar_", [False, True], ids=["local", "url"])
+def test_a_64_mib_message_binary_safe(host, afar_):
+    """Through the local socket, and over TLS from afar (records of 16 KiB, read whole)."""
     h = host.host_id
-    circuit(host, "mkchan", f"/{h}/dc/chan/big", "1")
+    extra, data = (("--url", host.daemon.url), afar(host)) if afar_ else ((), None)
+    name = f"big{int(afar_)}"
+    circuit(host, "mkchan", f"/{h}/dc/chan/{name}", "1")
     message = os.urandom(64 * 1024 * 1024)
-    assert circuit(host, "send", f"/{h}/dc/chan/big", input=message, timeout=120).returncode == 0
-    got = circuit(host, "recv", f"/{h}/dc/chan/big", timeout=120)
+    sent = circuit(host, *extra, "send", f"/{h}/dc/chan/{name}", input=message, timeout=120, data=data)
+    assert sent.returncode == 0, sent.stderr
+    got = circuit(host, *extra, "recv", f"/{h}/dc/chan/{name}", timeout=120, data=data)
     assert got.returncode == 0 and got.stdout == message
 
 

@@ -221,3 +221,36 @@ def test_suspicions_heard_are_probed_a_few_at_a_time_and_every_one_in_turn():
         assert len(calls.pings) - answered <= Timing().suspect_checks
     assert answered == 30
     assert all(node.members[f"m{i}"].state == ALIVE for i in range(30))
+
+
+def test_a_period_that_fails_is_logged_and_the_next_one_comes():
+    """A LoopingCall stops for good, silently, at its first failure: a host whose sync or
+    retry of the dead had failed once would never again see a healed partition whole."""
+    from twisted.internet.defer import succeed
+    from twisted.logger import globalLogPublisher
+
+    node, calls, clock = lone_host(members=3)
+    syncs = []
+
+    def sync(member_id, url, state):
+        syncs.append(member_id)
+        return succeed(5)  # no state at all: merging it raises
+    calls.sync = sync
+    failed = []
+
+    def observe(event):
+        if "failed; it runs again" in event.get("log_format", ""):
+            failed.append(event)
+    globalLogPublisher.addObserver(observe)
+    try:
+        node.start()
+        for period in range(3):
+            clock.advance(Timing().sync_interval)
+            for _, _, d in calls.pings:
+                if not d.called:
+                    d.callback([])
+    finally:
+        globalLogPublisher.removeObserver(observe)
+        node.stop()
+    assert len(syncs) == 6, syncs  # each period: the digest, then the exchange whose merge fails
+    assert len(failed) == 3 and failed[0]["task"] == "sync_random"
