@@ -503,6 +503,7 @@ class Simulation:
         self.learned: dict = {}   # (kind, subject id) -> {observer id: time}
         self.events: list = []    # (time, observer id, kind, subject id)
         self._next = 0
+        self._converged = converged
         if converged:
             for _ in range(n):
                 self._make()
@@ -584,6 +585,24 @@ class Simulation:
     @staticmethod
     def view(node: Membership) -> set:
         return {m.id for m in node.members.values() if m.state in (ALIVE, SUSPECT)}
+
+    def announced(self) -> dict[str, set]:
+        """What each host's listener was told ("joined", "left"), replayed from the events:
+        the members a real host's tree shows, which must be its membership's own `view`.
+        A converged start tells nobody of the members it begins with."""
+        ids = {n.id for n in self.nodes}
+        told = {n.id: (ids - {n.id}) if self._converged else set() for n in self.nodes}
+        for _, observer, kind, subject in self.events:
+            if kind == "joined":
+                told[observer].add(subject)
+            else:
+                told[observer].discard(subject)
+        return told
+
+    def unannounced(self, hosts: Iterable[Membership]) -> int:
+        """Members a host's membership and its listener disagree on, summed over ``hosts``."""
+        told = self.announced()
+        return sum(len(self.view(h) ^ told[h.id]) for h in hosts)
 
     def reach(self, kinds: Iterable[str], subject: str, since: float,
               observers: Iterable[Membership]) -> Reach:
@@ -731,6 +750,7 @@ class Simulation:
             one = self.run_until(lambda: all(self.view(h) == everyone - {h.id} for h in hosts), limit)
             out["merged"] = self.clock.seconds() - healed if one else None
             out["lost"] = len({i for h in hosts for i in everyone - {h.id} - self.view(h)})
+            out["unannounced"] = self.unannounced(hosts)
         wrong = [e for e in self.departures(since, observers=hosts) if (e[1] in ids_a) == (e[3] in ids_a)]
         out.update(wrong=len(wrong), wrong_members=len({e[3] for e in wrong}))
         if heal:

@@ -407,6 +407,12 @@ class Membership:
             # by the member's own side; a suspicion instead (as a whole state's "dead" is,
             # merge_state), which a live member refutes and our own probes confirm.
             rumour = Rumour(SUSPECT, rumour.id, rumour.url, rumour.incarnation, rumour.by)
+        if rumour.state == SUSPECT and member.state in GONE:
+            # As memberlist does: the dead are not suspected.  Taken (it may be newer), the
+            # member would go from dead to suspect to alive without ever being announced
+            # back; it comes back when it says so itself (its "alive", or a whole state:
+            # reconnect_one asks the dead every few seconds).
+            return
         if rumour.state == SUSPECT and member.state == SUSPECT and rumour.incarnation == member.incarnation:
             self._confirm(member, rumour.by)
             return

@@ -254,3 +254,19 @@ def test_a_period_that_fails_is_logged_and_the_next_one_comes():
         node.stop()
     assert len(syncs) == 6, syncs  # each period: the digest, then the exchange whose merge fails
     assert len(failed) == 3 and failed[0]["task"] == "sync_random"
+
+
+def test_a_suspicion_of_the_dead_is_ignored_and_its_return_is_announced():
+    """As memberlist does: a suspicion (at a higher incarnation) of a member we hold dead is
+    ignored.  Taken, the member went from dead to suspect and then to alive without the
+    listener ever hearing it was back: the host's tree went on without it, while its
+    membership believed it alive (found by the halves-merge test in CI, after a heal)."""
+    heard = []
+    node, calls, clock = lone_host(members=3)
+    node._listener = lambda *event: heard.append(event[:2])
+    node.members["m1"].state = DEAD
+    node._gone["m1"] = None
+    node.hear([SUSPECT, "m1", "u:m1", 1, "m2"])
+    assert node.members["m1"].state == DEAD and node.members["m1"].incarnation == 0
+    node.hear([ALIVE, "m1", "u:m1", 2, ""])
+    assert node.members["m1"].state == ALIVE and heard == [("joined", node.members["m1"])]
