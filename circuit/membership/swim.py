@@ -499,6 +499,8 @@ class Membership:
             self._into_round(member.id)
             log.info("{id} is back (incarnation {n})", id=member.id, n=member.incarnation)
             self._listener("joined", member)
+        elif state == ALIVE and was == SUSPECT:
+            self._revived[member.id] = self._clock.seconds()  # its verdicts wait too (_credible)
 
     def _credible(self, declarer: str) -> bool:
         """May a death declared by ``declarer`` be believed outright?  Not when we believe

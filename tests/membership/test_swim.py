@@ -270,3 +270,19 @@ def test_a_suspicion_of_the_dead_is_ignored_and_its_return_is_announced():
     assert node.members["m1"].state == DEAD and node.members["m1"].incarnation == 0
     node.hear([ALIVE, "m1", "u:m1", 2, ""])
     assert node.members["m1"].state == ALIVE and heard == [("joined", node.members["m1"])]
+
+
+def test_a_death_declared_by_a_member_just_cleared_of_suspicion_is_only_a_suspicion():
+    """A member we suspected, and that refuted, may have been cut off from us meanwhile: its
+    verdicts of that time (about our side) arrive with its gossip after the heal.  As with a
+    member back from the dead, they are suspicions for a while, which a live member refutes."""
+    node, calls, clock = lone_host(members=4)
+    node.suspect("m1")
+    node.hear([ALIVE, "m1", "u:m1", 1, ""])  # m1 refutes
+    assert node.members["m1"].state == ALIVE
+    node.hear([DEAD, "m2", "u:m2", 0, "m1"])  # what m1 declared while we could not hear it
+    assert node.members["m2"].state == SUSPECT
+    clock.advance(Timing().suspicion_max * 2)  # once the window is over, its word holds again
+    node.members["m3"].state = ALIVE
+    node.hear([DEAD, "m3", "u:m3", 0, "m1"])
+    assert node.members["m3"].state == DEAD
