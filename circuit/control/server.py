@@ -5,7 +5,8 @@ The socket is the starting user's alone (mode 0600 in a directory of theirs), as
 the mount is, and acts with the host's authority.  The same protocol serves
 ``circuit --url`` from other machines on the host's TLS port (`circuit.tls.alpn`):
 there the cluster CA vouches for the caller, and a client certificate may use
-elements but not stop the host nor make it join (``client_certificate``), as over PB.  A client that goes (Ctrl-C, kill -9) closes the connection: its
+elements but not stop the host nor make it join (``client_certificate``), as over
+PB.  A client that goes (Ctrl-C, kill -9) closes the connection: its
 command is cancelled, so nothing is taken for it and nothing it had not finished
 writing is delivered.  Output is paced by the socket: a command reads on only
 while the client keeps up.

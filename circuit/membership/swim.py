@@ -124,8 +124,8 @@ class Membership:
         self._fresh: dict[str, Rumour] = {}  # rumours spread and not pushed yet (_push)
         self._push_timer = None  # while there are: the next push
         self._running = False
-        self._loops = [LoopingCall(_every_period, self.probe), LoopingCall(_every_period, self.sync_random),
-                       LoopingCall(_every_period, self.reconnect_one)]
+        self._loops = [LoopingCall(_every_period, task)
+                       for task in (self.probe, self.sync_random, self.reconnect_one)]
         for loop in self._loops:
             loop.clock = clock
 
@@ -850,6 +850,7 @@ def _every_period(task: Callable[[], Optional[Deferred]]) -> Optional[Deferred]:
         d.addErrback(lambda f: log.failure("membership: {task} failed; it runs again next period",
                                            f, task=task.__name__))
     return d
+
 
 _INTS: list[int] = []  # 0, 1, 2, ...: the slot numbers, one object each, shared by all hosts
 
