@@ -1,1 +1,1 @@
-"""The local control socket: the ``circuit`` command line's fast way into its own host."""
+"""The ``circuit`` command line's way into a host: its local control socket, or (``--url``) the same frames over its TLS port."""
