@@ -131,26 +131,24 @@ def client(argv: list[str]) -> int:
     if by_pb and url is None:
         print("circuit: --pb goes with --url URL (or $CIRCUIT_URL)", file=sys.stderr)
         return 2
-    if url is not None:  # no host of our own to ask: the host at URL runs it, over TLS
-        if not by_pb:
-            from circuit.cli.url import Unreachable, run as run_url
-            try:
-                status = run_url(argv, url, data)
-            except Unreachable as e:
-                print(f"circuit: {e}", file=sys.stderr)
-                return 1
-            except BrokenPipeError:
-                return 141
-            except KeyboardInterrupt:
-                return 130
-            if status is not None:
-                return status
-        from circuit.cli.remote import run as run_remote  # the Python client, here
+    if url is not None and not by_pb:  # no host of our own to ask: the host at URL runs it
+        from circuit.cli.url import run as run_url
+        status = _ran(run_url, argv, url, data)
+        if status is not None:
+            return status
+    if url is not None:  # --pb, or no credentials of a client: the Python client, here
+        from circuit.cli.remote import run as run_remote
         return run_remote(argv, url, data)
-    from circuit.cli.client import NoHost, run
+    from circuit.cli.client import run
+    return _ran(run, argv, data)
+
+
+def _ran(run, *args):
+    """The exit status of a command run by a host (``run``), its trouble told as a shell would."""
+    from circuit.cli.client import NoHost
     try:
-        return run(argv, data)
-    except NoHost as e:
+        return run(*args)
+    except NoHost as e:  # no host to ask, or none that answers: one line
         print(f"circuit: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:

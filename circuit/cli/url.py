@@ -15,19 +15,20 @@ import socket
 import ssl
 import sys
 
-from circuit.cli.client import run_on
+from circuit.cli.client import NoHost, run_on
 from circuit.control import wire
 
 # Annotations only (from __future__): importing typing would cost 3 ms of a 45 ms command.
 CONNECT_TIMEOUT = 10.0  # the dial and the handshake; the command itself may block for ever
 
 
-class Unreachable(Exception):
+class Unreachable(NoHost):
     """One line for standard error, exit status 1."""
 
 
 def parse(url: str) -> tuple[str, int, str]:
-    """``circuit://HOST:PORT/XID`` -> (host, port, XID)."""
+    """``circuit://HOST:PORT/XID`` -> (host, port, XID).  As `circuit.pb.peers.parse_url`
+    reads it, without Twisted or urllib.parse (4 ms of a 45 ms command)."""
     rest = url[len("circuit://"):] if url.startswith("circuit://") else ""
     address, _, host_id = rest.partition("/")
     host, _, port = address.rpartition(":")
