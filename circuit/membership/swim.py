@@ -118,7 +118,11 @@ class Membership:
         self._suspicion_timers: dict[str, object] = {}
         self._probing: set[str] = set()
         self._to_check: dict[str, None] = {}  # suspicions heard, to probe, in order (_check)
-        self._revived: dict[str, float] = {}  # member -> when it came back from the dead (_credible)
+        # A death is believed only by a host that failed to reach the member itself
+        # (`_verdict`): the suspects our own probe failed to reach, and those whose death
+        # we heard from others and are still looking at ourselves.
+        self._unreached: dict[str, None] = {}
+        self._verdicts: dict[str, None] = {}
         self._checking = 0  # ... and those probes in flight
         self._checks_draining = False
         self._fresh: dict[str, Rumour] = {}  # rumours spread and not pushed yet (_push)
@@ -246,13 +250,6 @@ class Membership:
                 if known is not None and known.state == item[0] != SUSPECT \
                         and known.incarnation == item[3] and type(item[3]) is int:
                     continue
-                if item[0] == DEAD and known is not None and known.state in (ALIVE, SUSPECT):
-                    # A whole state saying "dead" of a member we hear from is, most
-                    # often, the far side of a healed partition speaking of this
-                    # side: believed outright, every member here would be declared
-                    # dead by its own side.  Suspect it instead (as memberlist does):
-                    # a live member refutes, a dead one is confirmed by our probes.
-                    item = [SUSPECT] + item[1:]
             self.hear(item)
 
     def rumours(self) -> list:
@@ -400,13 +397,9 @@ class Membership:
                 return
             self._add(rumour)
             return
-        if rumour.state == DEAD and member.state in (ALIVE, SUSPECT) and not self._credible(rumour.by):
-            # A death declared by a host we believe gone, or believed gone until lately: most
-            # often the far side of a healed partition, whose gossip still carries its
-            # verdicts on this side.  Believed outright, each would be a departure declared
-            # by the member's own side; a suspicion instead (as a whole state's "dead" is,
-            # merge_state), which a live member refutes and our own probes confirm.
-            rumour = Rumour(SUSPECT, rumour.id, rumour.url, rumour.incarnation, rumour.by)
+        if rumour.state == DEAD and member.state in (ALIVE, SUSPECT) \
+                and member.id not in self._unreached:
+            rumour = self._verdict(member, rumour)
         if rumour.state == SUSPECT and member.state in GONE:
             # As memberlist does: the dead are not suspected.  Taken (it may be newer), the
             # member would go from dead to suspect to alive without ever being announced
@@ -421,7 +414,6 @@ class Membership:
         was = member.state
         member.incarnation, member.url = rumour.incarnation, rumour.url
         self._set_state(member, rumour.state, was, rumour.by)
-        # A death goes on with who declared it (`_credible` weighs that).
         self._spread(rumour if rumour.state == SUSPECT else member.rumour(rumour.by))
         if rumour.state == SUSPECT:
             self._check(member.id)
@@ -488,6 +480,8 @@ class Membership:
         if state != SUSPECT:
             self._stop_suspicion(member)
             member.suspecters = _NOBODY  # not kept with the dead: N^2 sets after a partition
+            self._unreached.pop(member.id, None)
+            self._verdicts.pop(member.id, None)
         if state == SUSPECT and was != SUSPECT:
             self._start_suspicion(member, by)
         if state in GONE and was not in GONE:
@@ -495,33 +489,26 @@ class Membership:
             log.info("{id} {reason}", id=member.id, reason=reason)
             self._listener("left", member, reason)
         elif state == ALIVE and was in GONE:
-            self._revived[member.id] = self._clock.seconds()
             self._into_round(member.id)
             log.info("{id} is back (incarnation {n})", id=member.id, n=member.incarnation)
             self._listener("joined", member)
-        elif state == ALIVE and was == SUSPECT:
-            self._revived[member.id] = self._clock.seconds()  # its verdicts wait too (_credible)
 
-    def _credible(self, declarer: str) -> bool:
-        """May a death declared by ``declarer`` be believed outright?  Not when we believe
-        the declarer gone or suspect, nor for a while after it came back from the dead: its
-        verdicts were made where it could not see us (a partition), and its gossip carries
-        them on for seconds after the heal.  A declarer we never heard of, or none named
-        (an older host), is believed, as before."""
-        member = self.members.get(declarer) if declarer else None
-        if member is None:
-            return True
-        if member.state != ALIVE:
-            return False
-        revived = self._revived.get(declarer)
-        if revived is None:
-            return True
-        # As long as an unconfirmed suspicion may last: by then its gossip is spent.
-        window = suspicion_timeout(self.timing, 0, 1, len(self.members) + 1)
-        if self._clock.seconds() - revived < window:
-            return False
-        del self._revived[declarer]
-        return True
+    def _verdict(self, member: Member, rumour: Rumour) -> Rumour:
+        """A death heard of a member we have not failed to reach ourselves: a suspicion,
+        which we look into at once (`_check`).  Our own probe failing then declares it dead
+        without waiting out the suspicion (`suspect`); its answer, from a live member,
+        carries the refutation.  Why not believe it: the declarer may have judged from
+        where the member could not be seen (the far side of a cut that has healed since,
+        whose gossip goes on carrying its verdicts), and believed here, the death would be
+        a departure declared by the member's own side.  A real crash costs little by this:
+        most hosts have suspected the member by the time its death is declared (the
+        suspicion is pushed at once, the death waits out a suspicion), and their own
+        probes have failed."""
+        if rumour.incarnation >= member.incarnation and member.id not in self._verdicts:
+            self._verdicts[member.id] = None
+            if member.state == SUSPECT:  # our look at it may be over: look again
+                self._check(member.id)
+        return Rumour(SUSPECT, rumour.id, rumour.url, rumour.incarnation, rumour.by)
 
     # -- suspicion --------------------------------------------------------------------
     def _start_suspicion(self, member: Member, by: Optional[str] = None) -> None:
@@ -552,8 +539,11 @@ class Membership:
         self._suspicion_timers.pop(member_id, None)
         member = self.members.get(member_id)
         if member is not None and member.state == SUSPECT:
-            self._set_state(member, DEAD, SUSPECT, None)
-            self._spread(member.rumour(self.id))  # declared by us
+            self._declare_dead(member)
+
+    def _declare_dead(self, member: Member) -> None:
+        self._set_state(member, DEAD, SUSPECT, None)
+        self._spread(member.rumour(self.id))  # declared by us
 
     def suspect(self, member_id: str) -> None:
         """Our own probe failed: suspect the member, or confirm a suspicion we heard."""
@@ -561,9 +551,14 @@ class Membership:
         if member is None:
             return
         if member.state == SUSPECT:
-            self._confirm(member, self.id)
+            self._unreached[member.id] = None
+            if member.id in self._verdicts:  # others declared it dead, and we see why
+                self._declare_dead(member)
+            else:
+                self._confirm(member, self.id)
         elif member.state == ALIVE:
             self._set_state(member, SUSPECT, ALIVE, self.id)
+            self._unreached[member.id] = None
             self._spread(member.rumour(self.id))
 
     # -- probing ----------------------------------------------------------------------
@@ -813,7 +808,6 @@ class Membership:
             if now - self.members[member_id].since > self.timing.tombstone:
                 del self.members[member_id]
                 self._index_removed(member_id)
-                self._revived.pop(member_id, None)
                 del self._gone[member_id]
                 self._changed(member_id)
         dead = [m for m in map(self.members.__getitem__, self._gone) if m.state == DEAD]
