@@ -154,6 +154,8 @@ class Membership:
                 timer.cancel()
         self._suspicion_timers.clear()
         self._to_check.clear()
+        self._unreached.clear()
+        self._verdicts.clear()
 
     def join(self, url: str) -> Deferred:
         """Join the cluster through any member's URL: exchange full states with it."""
@@ -550,7 +552,7 @@ class Membership:
         member = self.members.get(member_id)
         if member is None:
             return
-        if member.state == SUSPECT:
+        if member.state == SUSPECT and self.members.get(member.id) is member:
             self._unreached[member.id] = None
             if member.id in self._verdicts:  # others declared it dead, and we see why
                 self._declare_dead(member)
@@ -622,9 +624,21 @@ class Membership:
             # Tell the suspect itself, so that its answer can carry the refutation.
             rumours.insert(0, member.rumour(self.id).to_wire())
         d = self._timed(self._transport.ping(member.id, member.url, rumours), timeout)
-        d.addCallbacks(self._direct_ack, lambda f: self._probe_indirectly(member))
+        d.addCallbacks(self._direct_ack, lambda f: self._unanswered(member))
         d.addBoth(self._probed, member.id)
         return d
+
+    def _unanswered(self, member: Member) -> Optional[Deferred]:
+        """Our direct probe went unanswered.  Of a suspect, that is enough to believe a
+        death declared by others, now or while others are asked (the declarer waited out a
+        suspicion, and we failed to reach the member ourselves).  Otherwise others are
+        asked to try: one bad link is not a dead host."""
+        if member.state == SUSPECT and self.members.get(member.id) is member:
+            self._unreached[member.id] = None
+            if member.id in self._verdicts:
+                self._declare_dead(member)
+                return None
+        return self._probe_indirectly(member)
 
     def _probed(self, result, member_id: str):
         self._probing.discard(member_id)
@@ -663,6 +677,7 @@ class Membership:
         def answered(rumours):
             if not result.called:
                 # Others reached it where we could not: we may be the slow one.
+                self._unreached.pop(member.id, None)
                 self._worse()
                 self._acked(rumours)
                 result.callback(None)
