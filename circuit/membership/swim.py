@@ -497,9 +497,9 @@ class Membership:
 
     def _verdict(self, member: Member, rumour: Rumour) -> Rumour:
         """A death heard of a member we have not failed to reach ourselves: a suspicion,
-        which we look into at once (`_check`).  Our own probe failing then declares it dead
-        without waiting out the suspicion (`suspect`); its answer, from a live member,
-        carries the refutation.  Why not believe it: the declarer may have judged from
+        which we look into at once (`_check`).  Our own direct probe going unanswered then
+        declares it dead without waiting out the suspicion (`_unanswered`); the answer of a
+        live member carries the refutation.  Why not believe it: the declarer may have judged from
         where the member could not be seen (the far side of a cut that has healed since,
         whose gossip goes on carrying its verdicts), and believed here, the death would be
         a departure declared by the member's own side.  A real crash costs little by this:
@@ -552,7 +552,7 @@ class Membership:
         member = self.members.get(member_id)
         if member is None:
             return
-        if member.state == SUSPECT and self.members.get(member.id) is member:
+        if member.state == SUSPECT:
             self._unreached[member.id] = None
             if member.id in self._verdicts:  # others declared it dead, and we see why
                 self._declare_dead(member)
