@@ -498,11 +498,11 @@ class Membership:
     def _verdict(self, member: Member, rumour: Rumour) -> Rumour:
         """A death heard of a member we have not failed to reach ourselves: a suspicion,
         which we look into at once (`_check`).  Our own direct probe going unanswered then
-        declares it dead without waiting out the suspicion (`_unanswered`); the answer of a
-        live member carries the refutation.  Why not believe it: the declarer may have judged from
-        where the member could not be seen (the far side of a cut that has healed since,
-        whose gossip goes on carrying its verdicts), and believed here, the death would be
-        a departure declared by the member's own side.  A real crash costs little by this:
+        declares it dead without waiting out the suspicion (`_unreachable`); the answer of
+        a live member carries the refutation.  Why not believe it: the declarer may have
+        judged from where the member could not be seen (the far side of a cut that has
+        healed since, whose gossip goes on carrying its verdicts), and believed here, the
+        death would be a departure declared by the member's own side.  A real crash costs little by this:
         most hosts have suspected the member by the time its death is declared (the
         suspicion is pushed at once, the death waits out a suspicion), and their own
         probes have failed."""
@@ -553,10 +553,7 @@ class Membership:
         if member is None:
             return
         if member.state == SUSPECT:
-            self._unreached[member.id] = None
-            if member.id in self._verdicts:  # others declared it dead, and we see why
-                self._declare_dead(member)
-            else:
+            if not self._unreachable(member):
                 self._confirm(member, self.id)
         elif member.state == ALIVE:
             self._set_state(member, SUSPECT, ALIVE, self.id)
@@ -633,12 +630,19 @@ class Membership:
         death declared by others, now or while others are asked (the declarer waited out a
         suspicion, and we failed to reach the member ourselves).  Otherwise others are
         asked to try: one bad link is not a dead host."""
-        if member.state == SUSPECT and self.members.get(member.id) is member:
-            self._unreached[member.id] = None
-            if member.id in self._verdicts:
-                self._declare_dead(member)
-                return None
+        if member.state == SUSPECT and self.members.get(member.id) is member \
+                and self._unreachable(member):
+            return None
         return self._probe_indirectly(member)
+
+    def _unreachable(self, member: Member) -> bool:
+        """We failed to reach this suspect ourselves: a death declared by others is
+        believed from now on, and one heard already is declared at once (True)."""
+        self._unreached[member.id] = None
+        if member.id in self._verdicts:
+            self._declare_dead(member)
+            return True
+        return False
 
     def _probed(self, result, member_id: str):
         self._probing.discard(member_id)
